@@ -1,0 +1,57 @@
+// Row softmax over the last axis, in place, with an optional additive mask row per group of
+// rows (attention: one mask row per sequence, shared by every head and query).
+// Numerically stable: subtracts the row max before exp. One workgroup per row.
+
+struct Params { rows: u32, len: u32, rows_per_mask: u32, has_mask: u32 }
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> x: array<f32>;
+@group(0) @binding(2) var<storage, read> mask: array<f32>;
+
+const WG: u32 = 128u;
+var<workgroup> red: array<f32, 128>;
+
+fn reduce(li: u32, v: f32, is_max: bool) -> f32 {
+    red[li] = v;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+        if (li < s) {
+            if (is_max) { red[li] = max(red[li], red[li + s]); } else { red[li] = red[li] + red[li + s]; }
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+    let row = wg.x + wg.y * nwg.x;
+    if (row >= params.rows) { return; }
+    let base = row * params.len;
+    let mbase = (row / params.rows_per_mask) * params.len;
+
+    var m = -3.4028235e38;
+    for (var i = li; i < params.len; i += WG) {
+        var v = x[base + i];
+        if (params.has_mask != 0u) { v += mask[mbase + i]; }
+        x[base + i] = v;
+        m = max(m, v);
+    }
+    m = reduce(li, m, true);
+
+    var s = 0.0;
+    for (var i = li; i < params.len; i += WG) {
+        let e = exp(x[base + i] - m);
+        x[base + i] = e;
+        s += e;
+    }
+    s = reduce(li, s, false);
+
+    let inv = 1.0 / s;
+    for (var i = li; i < params.len; i += WG) {
+        x[base + i] = x[base + i] * inv;
+    }
+}

@@ -1,0 +1,426 @@
+//! The GPU context: adapter choice, device features and limits, a pipeline cache, error capture.
+//!
+//! wgpu's default error handler panics; this module installs one that records the error so every
+//! failure reaches the caller as an [`Error`] naming the cause.
+
+pub mod profiler;
+
+use crate::{Error, Result};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Which graphics API to run on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The best adapter on any backend (GL only when nothing else exists).
+    #[default]
+    Auto,
+    Vulkan,
+    Metal,
+    Dx12,
+    Gl,
+}
+
+impl BackendChoice {
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            BackendChoice::Auto => wgpu::Backends::all(),
+            BackendChoice::Vulkan => wgpu::Backends::VULKAN,
+            BackendChoice::Metal => wgpu::Backends::METAL,
+            BackendChoice::Dx12 => wgpu::Backends::DX12,
+            BackendChoice::Gl => wgpu::Backends::GL,
+        }
+    }
+
+    fn missing_hint(self) -> &'static str {
+        match self {
+            BackendChoice::Vulkan => {
+                "no Vulkan adapter: install a Vulkan driver (your GPU vendor's, or `apt-get install mesa-vulkan-drivers` for the lavapipe software adapter)"
+            }
+            BackendChoice::Metal => "no Metal adapter: Metal exists only on macOS and iOS",
+            BackendChoice::Dx12 => "no DX12 adapter: DX12 exists only on Windows 10 and later",
+            BackendChoice::Gl => {
+                "no OpenGL adapter: install an OpenGL/EGL driver (e.g. `apt-get install libegl1 libgl1-mesa-dri`)"
+            }
+            BackendChoice::Auto => {
+                "no GPU adapter found: install a Vulkan driver (your GPU vendor's, or `apt-get install mesa-vulkan-drivers` for the lavapipe software adapter)"
+            }
+        }
+    }
+}
+
+/// How to pick the adapter.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    pub backend: BackendChoice,
+    /// An index into `wgformer devices`' list, or a case-insensitive substring of the adapter name.
+    pub adapter: Option<String>,
+}
+
+/// What `wgformer devices` shows for one adapter.
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterReport {
+    pub index: usize,
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub driver_info: String,
+    pub features: Vec<&'static str>,
+    pub limits: LimitsReport,
+}
+
+/// The limits that decide what wgformer can run.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct LimitsReport {
+    pub max_storage_buffer_binding_size: u64,
+    pub max_buffer_size: u64,
+    pub max_compute_workgroup_storage_size: u32,
+    pub max_compute_invocations_per_workgroup: u32,
+    pub max_storage_buffers_per_shader_stage: u32,
+}
+
+/// Features wgformer uses when present.
+const WANTED: [(wgpu::Features, &str); 4] = [
+    (wgpu::Features::SHADER_F16, "SHADER_F16"),
+    (wgpu::Features::SUBGROUP, "SUBGROUP"),
+    (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+    (
+        wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+        "TIMESTAMP_QUERY_INSIDE_PASSES",
+    ),
+];
+
+fn feature_names(f: wgpu::Features) -> Vec<&'static str> {
+    WANTED
+        .iter()
+        .filter(|(w, _)| f.contains(*w))
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+fn limits_report(l: &wgpu::Limits) -> LimitsReport {
+    LimitsReport {
+        max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+        max_buffer_size: l.max_buffer_size,
+        max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
+        max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
+        max_storage_buffers_per_shader_stage: l.max_storage_buffers_per_shader_stage,
+    }
+}
+
+fn report(index: usize, a: &wgpu::Adapter) -> AdapterReport {
+    let info = a.get_info();
+    AdapterReport {
+        index,
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend).to_lowercase(),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        features: feature_names(a.features()),
+        limits: limits_report(&a.limits()),
+    }
+}
+
+fn instance(backend: BackendChoice) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backend.backends();
+    wgpu::Instance::new(desc)
+}
+
+fn enumerate(backend: BackendChoice) -> Vec<wgpu::Adapter> {
+    let mut v = pollster::block_on(instance(backend).enumerate_adapters(backend.backends()));
+    // Stable order: best first, so index 0 is what `auto` picks.
+    v.sort_by_key(rank);
+    v
+}
+
+fn rank(a: &wgpu::Adapter) -> (u8, u8) {
+    let info = a.get_info();
+    let ty = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    // GL lacks f16, subgroups and timestamps: last resort.
+    let be = u8::from(info.backend == wgpu::Backend::Gl);
+    (be, ty)
+}
+
+/// Every adapter wgpu can see on the chosen backend(s), best first.
+pub fn list_adapters(backend: BackendChoice) -> Vec<AdapterReport> {
+    enumerate(backend)
+        .iter()
+        .enumerate()
+        .map(|(i, a)| report(i, a))
+        .collect()
+}
+
+/// A device and queue with what wgformer learned about them.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub features: wgpu::Features,
+    pub limits: wgpu::Limits,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    lost: Arc<Mutex<Option<String>>>,
+}
+
+impl Gpu {
+    /// Picks an adapter per `opts` and opens a device on it with every wanted feature it has.
+    pub fn new(opts: &GpuOptions) -> Result<Gpu> {
+        let adapters = enumerate(opts.backend);
+        if adapters.is_empty() {
+            return Err(Error::Gpu(opts.backend.missing_hint().into()));
+        }
+        let adapter = match &opts.adapter {
+            None => adapters.into_iter().next().unwrap(),
+            Some(sel) => pick(adapters, sel)?,
+        };
+        Self::from_adapter(adapter)
+    }
+
+    fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+        let info = adapter.get_info();
+        let have = adapter.features();
+        let want = WANTED
+            .iter()
+            .fold(wgpu::Features::empty(), |acc, (f, _)| acc | *f);
+        let required_features = have & want;
+        let limits = adapter.limits();
+        if limits.max_compute_invocations_per_workgroup < 256
+            || limits.max_compute_workgroup_storage_size < 16384
+        {
+            return Err(Error::Gpu(format!(
+                "adapter `{}` allows {} invocations and {} bytes of workgroup storage; wgformer needs 256 and 16384. Pick another with --adapter (see `wgformer devices`)",
+                info.name,
+                limits.max_compute_invocations_per_workgroup,
+                limits.max_compute_workgroup_storage_size
+            )));
+        }
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("wgformer"),
+            required_features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Gpu(format!("could not open a device on `{}`: {e}", info.name)))?;
+
+        let errors: Arc<Mutex<Vec<String>>> = Arc::default();
+        let sink = errors.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock().unwrap().push(e.to_string());
+        }));
+        let lost: Arc<Mutex<Option<String>>> = Arc::default();
+        let lsink = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            *lsink.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
+        });
+        Ok(Gpu {
+            features: device.features(),
+            limits: device.limits(),
+            device,
+            queue,
+            info,
+            pipelines: Mutex::default(),
+            errors,
+            lost,
+        })
+    }
+
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    pub fn has_timestamps(&self) -> bool {
+        self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    pub fn backend(&self) -> wgpu::Backend {
+        self.info.backend
+    }
+
+    /// A one-line description: name, backend, type.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// The report `wgformer devices` prints, for the opened device.
+    pub fn report(&self) -> AdapterReport {
+        AdapterReport {
+            index: 0,
+            name: self.info.name.clone(),
+            backend: format!("{:?}", self.info.backend).to_lowercase(),
+            device_type: format!("{:?}", self.info.device_type),
+            driver: self.info.driver.clone(),
+            driver_info: self.info.driver_info.clone(),
+            features: feature_names(self.features),
+            limits: limits_report(&self.limits),
+        }
+    }
+
+    /// A compute pipeline compiled once per `key`; `source` is only called on a miss.
+    pub fn pipeline(
+        &self,
+        key: &str,
+        source: impl FnOnce() -> String,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(key) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(key),
+                source: wgpu::ShaderSource::Wgsl(source().into()),
+            });
+        let p = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(key),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(Error::Gpu(format!("kernel `{key}` failed to compile: {e}")));
+        }
+        let p = Arc::new(p);
+        self.pipelines
+            .lock()
+            .unwrap()
+            .insert(key.to_string(), p.clone());
+        Ok(p)
+    }
+
+    /// Errors the device reported since the last check, or a lost device, as one [`Error`].
+    pub fn check(&self) -> Result<()> {
+        if let Some(l) = self.lost.lock().unwrap().clone() {
+            return Err(Error::Gpu(format!(
+                "the GPU device was lost ({l}); restart the program, and if it recurs lower --batch or update the driver"
+            )));
+        }
+        let mut errs = self.errors.lock().unwrap();
+        if !errs.is_empty() {
+            let msg = errs.join("; ");
+            errs.clear();
+            return Err(Error::Gpu(format!("GPU error: {msg}")));
+        }
+        Ok(())
+    }
+
+    /// Blocks until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: None,
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        self.check()
+    }
+
+    /// Copies `size` bytes of `src` (which needs COPY_SRC) back to the host.
+    pub fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(src, offset, &staging, 0, size);
+        self.queue.submit([enc.finish()]);
+        self.map_read(&staging)
+    }
+
+    /// Maps a MAP_READ buffer, waits, and returns its bytes.
+    pub fn map_read(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        let slice = staging.slice(..);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("buffer map callback never ran".into()))?
+            .map_err(|e| Error::Gpu(format!("could not read GPU buffer: {e}")))?;
+        let out = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("could not read GPU buffer: {e}")))?
+            .to_vec();
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+fn pick(adapters: Vec<wgpu::Adapter>, sel: &str) -> Result<wgpu::Adapter> {
+    let names: Vec<String> = adapters
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{i}: {}", a.get_info().name))
+        .collect();
+    if let Ok(i) = sel.parse::<usize>() {
+        let n = adapters.len();
+        return adapters.into_iter().nth(i).ok_or_else(|| {
+            Error::Gpu(format!(
+                "--adapter {i}: only {n} adapter(s) on this backend ({}); see `wgformer devices`",
+                names.join(", ")
+            ))
+        });
+    }
+    let needle = sel.to_lowercase();
+    adapters
+        .into_iter()
+        .find(|a| a.get_info().name.to_lowercase().contains(&needle))
+        .ok_or_else(|| {
+            Error::Gpu(format!(
+                "--adapter `{sel}` matches no adapter name ({}); see `wgformer devices`",
+                names.join(", ")
+            ))
+        })
+}
+
+/// The device tests run on, shared by every test in the process.
+///
+/// Tests must not pass on a fallback they were not meant for: the backend comes from
+/// `WGFORMER_TEST_BACKEND` (default `vulkan`, which lavapipe provides on machines without a GPU),
+/// and a missing adapter fails the test with the fix instead of skipping it.
+#[doc(hidden)]
+pub fn test_gpu() -> &'static Gpu {
+    static GPU: std::sync::OnceLock<Gpu> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| {
+        let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
+        let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)
+            .unwrap_or_else(|e| panic!("WGFORMER_TEST_BACKEND={name}: {e}"));
+        let opts = GpuOptions {
+            backend,
+            adapter: std::env::var("WGFORMER_TEST_ADAPTER").ok(),
+        };
+        match Gpu::new(&opts) {
+            Ok(g) => {
+                eprintln!("tests run on {}", g.describe());
+                g
+            }
+            Err(e) => panic!(
+                "tests need a {name} adapter and found none: {e}. \
+                 (Set WGFORMER_TEST_BACKEND=metal|dx12|gl|auto to test another backend.)"
+            ),
+        }
+    })
+}

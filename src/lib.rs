@@ -1,0 +1,16 @@
+//! wgformer: transformer encoder inference (BERT-family) on wgpu compute shaders.
+//!
+//! Layers, each knowing only the ones below it:
+//! - [`gpu`]: adapter choice, device features, pipeline cache, profiler;
+//! - [`ops`]: one Rust wrapper per WGSL kernel family, each with its CPU f64 reference;
+//! - [`graph`]: tensors, nodes, liveness buffer plan, one-submit executor (knows no model);
+//! - [`models`]: Hugging Face config/weights and one file per architecture, building graphs;
+//! - [`pipelines`]: tokenization and post-processing (QA spans, labels, pooling), plain Rust.
+
+pub mod error;
+pub mod gpu;
+pub mod graph;
+pub mod ops;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions};

@@ -1,0 +1,99 @@
+//! LayerNorm with learned scale and shift, optionally fused with a residual add
+//! (`shaders/layer_norm.wgsl`).
+
+use super::{grid, KernelCall};
+use crate::gpu::Gpu;
+use crate::Result;
+
+const SOURCE: &str = include_str!("../../shaders/layer_norm.wgsl");
+
+#[derive(Clone, Copy, Debug)]
+pub struct LayerNorm {
+    pub rows: usize,
+    pub n: usize,
+    pub eps: f32,
+    pub residual: bool,
+}
+
+impl LayerNorm {
+    /// Bindings: 1 x, 2 residual (any buffer when `residual` is false), 3 gamma, 4 beta, 5 out.
+    pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
+        let pipeline = gpu.pipeline("layer_norm", || SOURCE.to_string())?;
+        let n = (self.rows * self.n) as u64;
+        let inputs = if self.residual { 2 } else { 1 };
+        Ok(KernelCall {
+            kind: "layer_norm",
+            pipeline,
+            params: vec![
+                self.rows as u32,
+                self.n as u32,
+                super::f(self.eps),
+                u32::from(self.residual),
+            ],
+            workgroups: grid(self.rows as u32),
+            flops: n * (7 + u64::from(self.residual)),
+            bytes: 4 * n * (inputs + 1) + 8 * self.n as u64,
+        })
+    }
+
+    pub fn reference(&self, x: &[f32], res: Option<&[f32]>, g: &[f32], b: &[f32]) -> Vec<f64> {
+        let mut out = vec![0.0; self.rows * self.n];
+        for r in 0..self.rows {
+            let v: Vec<f64> = (0..self.n)
+                .map(|i| {
+                    let j = r * self.n + i;
+                    x[j] as f64 + res.map_or(0.0, |res| res[j] as f64)
+                })
+                .collect();
+            let mean = v.iter().sum::<f64>() / self.n as f64;
+            let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / self.n as f64;
+            let inv = 1.0 / (var + self.eps as f64).sqrt();
+            for i in 0..self.n {
+                out[r * self.n + i] = (v[i] - mean) * inv * g[i] as f64 + b[i] as f64;
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{self, Buf};
+
+    #[test]
+    fn layer_norm_matches_reference() {
+        let gpu = crate::gpu::test_gpu();
+        for &(rows, n) in &[(1, 1), (7, 33), (129, 384), (3, 768), (5, 1536), (33, 7)] {
+            // An offset mean tests the two-pass variance.
+            let x: Vec<f32> = testing::random(rows * n, n as u64, 2.0)
+                .iter()
+                .map(|v| v + 30.0)
+                .collect();
+            let res = testing::random(rows * n, 1 + n as u64, 2.0);
+            let g = testing::random(n, 2, 1.5);
+            let b = testing::random(n, 3, 0.5);
+            for residual in [false, true] {
+                for eps in [1e-12f32, 1e-5] {
+                    let ln = LayerNorm { rows, n, eps, residual };
+                    let call = ln.call(gpu).unwrap();
+                    let out = testing::run(
+                        gpu,
+                        &call,
+                        &[
+                            Buf::F32(x.clone()),
+                            Buf::F32(res.clone()),
+                            Buf::F32(g.clone()),
+                            Buf::F32(b.clone()),
+                            Buf::Poison(rows * n),
+                        ],
+                    );
+                    let r = ln.reference(&x, residual.then_some(&res[..]), &g, &b);
+                    let err = testing::rel_err(&out[4], &r);
+                    // n = 1 has zero variance: the output is beta exactly.
+                    assert!(err < 1e-5, "{ln:?}: relative error {err:e}");
+                }
+            }
+        }
+    }
+}

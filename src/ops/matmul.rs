@@ -1,0 +1,345 @@
+//! Batched strided matmul with bias and fused activation (`shaders/matmul.wgsl`):
+//! `C[b] = act(alpha · A[b]·B[b]ᵀ + bias)`, f32 accumulation, B in f32 or f16.
+
+use super::activation::{self, Act};
+use super::{with_enables, DType, KernelCall, Load};
+use crate::gpu::Gpu;
+use crate::Result;
+
+const SOURCE: &str = include_str!("../../shaders/matmul.wgsl");
+const TILE: usize = 64;
+
+/// Where a 2-D operand lies in its buffer, in elements: `off + b0·batch0 + b1·batch1 + r·rows + c·cols`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct View {
+    pub off: usize,
+    pub b0: usize,
+    pub b1: usize,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl View {
+    /// A dense row-major `[.., r, c]` matrix with `c` columns, batches of `r·c` elements.
+    pub fn dense(r: usize, c: usize) -> View {
+        View {
+            off: 0,
+            b0: r * c,
+            b1: 0,
+            rows: c,
+            cols: 1,
+        }
+    }
+}
+
+/// One matmul: shapes, operand layouts, epilogue and the dtype of B (and bias).
+#[derive(Clone, Copy, Debug)]
+pub struct Matmul {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+    pub batch0: usize,
+    pub batch1: usize,
+    /// A(m, k), f32.
+    pub a: View,
+    /// B(n, k): weights `[out, in]` as stored, or a second activation.
+    pub b: View,
+    /// C(m, n), f32.
+    pub c: View,
+    pub alpha: f32,
+    pub bias: bool,
+    pub act: Act,
+    pub b_dtype: DType,
+    pub bias_dtype: DType,
+}
+
+impl Matmul {
+    /// `Y[m, n] = X[m, k]·W[n, k]ᵀ (+ bias)`, everything dense.
+    pub fn linear(m: usize, n: usize, k: usize) -> Matmul {
+        Matmul {
+            m,
+            n,
+            k,
+            batch0: 1,
+            batch1: 1,
+            a: View::dense(m, k),
+            b: View::dense(n, k),
+            c: View::dense(m, n),
+            alpha: 1.0,
+            bias: false,
+            act: Act::Identity,
+            b_dtype: DType::F32,
+            bias_dtype: DType::F32,
+        }
+    }
+
+    pub fn flops(&self) -> u64 {
+        let batches = (self.batch0 * self.batch1) as u64;
+        2 * batches * (self.m * self.n * self.k) as u64
+    }
+
+    /// Each operand element counted once (A, B, C and the bias).
+    pub fn bytes(&self) -> u64 {
+        let batches = self.batch0 * self.batch1;
+        let b_count = if self.b.b0 == 0 && self.b.b1 == 0 {
+            self.n * self.k
+        } else {
+            batches * self.n * self.k
+        };
+        let bias = if self.bias {
+            self.bias_dtype.bytes(self.n)
+        } else {
+            0
+        };
+        4 * (batches * (self.m * self.k + self.m * self.n)) as u64
+            + self.b_dtype.bytes(b_count)
+            + bias
+    }
+
+    /// Bindings: 1 A, 2 B, 3 bias (any buffer when `bias` is false), 4 C (written).
+    pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
+        let lb = Load::for_dtype(gpu, self.b_dtype);
+        let lbias = Load::for_dtype(gpu, self.bias_dtype);
+        let key = format!("matmul.{}.{}", lb.tag(), lbias.tag());
+        let pipeline = gpu.pipeline(&key, || {
+            with_enables(
+                &[lb, lbias],
+                format!(
+                    "{}{}{}{}",
+                    lb.wgsl(2, "b"),
+                    lbias.wgsl(3, "bias"),
+                    activation::functions(),
+                    SOURCE
+                ),
+            )
+        })?;
+        let u = |x: usize| x as u32;
+        let params = vec![
+            u(self.m),
+            u(self.n),
+            u(self.k),
+            u(self.batch1),
+            u(self.a.off),
+            u(self.a.b0),
+            u(self.a.b1),
+            u(self.a.rows),
+            u(self.a.cols),
+            u(self.b.off),
+            u(self.b.b0),
+            u(self.b.b1),
+            u(self.b.rows),
+            u(self.b.cols),
+            u(self.c.off),
+            u(self.c.b0),
+            u(self.c.b1),
+            u(self.c.rows),
+            u(self.c.cols),
+            super::f(self.alpha),
+            u32::from(self.bias),
+            self.act.code(),
+        ];
+        Ok(KernelCall {
+            kind: "matmul",
+            pipeline,
+            params,
+            workgroups: [
+                self.n.div_ceil(TILE) as u32,
+                self.m.div_ceil(TILE) as u32,
+                (self.batch0 * self.batch1) as u32,
+            ],
+            flops: self.flops(),
+            bytes: self.bytes(),
+        })
+    }
+
+    /// CPU f64 reference, writing every element of C this matmul covers.
+    pub fn reference(&self, a: &[f32], b: &[f32], bias: Option<&[f32]>, c: &mut [f64]) {
+        for z in 0..self.batch0 * self.batch1 {
+            let (z0, z1) = (z / self.batch1, z % self.batch1);
+            let ab = self.a.off + z0 * self.a.b0 + z1 * self.a.b1;
+            let bb = self.b.off + z0 * self.b.b0 + z1 * self.b.b1;
+            let cb = self.c.off + z0 * self.c.b0 + z1 * self.c.b1;
+            for i in 0..self.m {
+                for j in 0..self.n {
+                    let mut s = 0.0f64;
+                    for l in 0..self.k {
+                        s += a[ab + i * self.a.rows + l * self.a.cols] as f64
+                            * b[bb + j * self.b.rows + l * self.b.cols] as f64;
+                    }
+                    s *= self.alpha as f64;
+                    if let (true, Some(bias)) = (self.bias, bias) {
+                        s += bias[j] as f64;
+                    }
+                    c[cb + i * self.c.rows + j * self.c.cols] = self.act.reference(s);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{self, Buf};
+
+    fn check(mm: Matmul, a_len: usize, b_len: usize, c_len: usize, seed: u64) {
+        let gpu = crate::gpu::test_gpu();
+        let a = testing::random(a_len, seed, 1.0);
+        let mut b = testing::random(b_len, seed + 1, 1.0);
+        let mut bias = testing::random(mm.n, seed + 2, 1.0);
+        if mm.b_dtype == DType::F16 {
+            b = testing::round_f16(&b);
+        }
+        if mm.bias_dtype == DType::F16 {
+            bias = testing::round_f16(&bias);
+        }
+        let wrap = |d: DType, v: Vec<f32>| match d {
+            DType::F16 => Buf::F16(v),
+            _ => Buf::F32(v),
+        };
+        let call = mm.call(gpu).unwrap();
+        let out = testing::run(
+            gpu,
+            &call,
+            &[
+                Buf::F32(a.clone()),
+                wrap(mm.b_dtype, b.clone()),
+                wrap(mm.bias_dtype, bias.clone()),
+                Buf::Poison(c_len),
+            ],
+        );
+        let mut reference = vec![f64::NAN; c_len];
+        mm.reference(&a, &b, Some(&bias), &mut reference);
+        // Elements the matmul does not cover stay poisoned in both: compare covered ones only.
+        let (o, r): (Vec<f32>, Vec<f64>) = out[3]
+            .iter()
+            .zip(&reference)
+            .filter(|(_, r)| !r.is_nan())
+            .map(|(o, r)| (*o, *r))
+            .unzip();
+        assert_eq!(
+            o.len(),
+            mm.batch0 * mm.batch1 * mm.m * mm.n,
+            "reference coverage"
+        );
+        let err = testing::rel_err(&o, &r);
+        // Weights are rounded to f16 before the reference too, so both tolerances measure
+        // the kernel's f32 arithmetic alone; f16 gets the looser bound.
+        let tol = if mm.b_dtype == DType::F16 { 1e-3 } else { 1e-5 };
+        assert!(err < tol, "{mm:?}: relative error {err:e}");
+    }
+
+    #[test]
+    fn linear_awkward_shapes_f32_and_f16() {
+        let shapes = [
+            (1, 1, 1),
+            (7, 33, 129),
+            (33, 7, 384),
+            (129, 384, 33),
+            (1, 1536, 384),
+            (384, 768, 7),
+            (65, 129, 1536),
+            (3, 2, 768),
+        ];
+        for (i, &(m, n, k)) in shapes.iter().enumerate() {
+            for (dt, act) in [
+                (DType::F32, Act::Identity),
+                (DType::F16, Act::Gelu),
+                (DType::F32, Act::Tanh),
+            ] {
+                let mut mm = Matmul::linear(m, n, k);
+                mm.bias = true;
+                mm.act = act;
+                mm.b_dtype = dt;
+                mm.bias_dtype = dt;
+                check(mm, m * k, n * k, m * n, 10 * i as u64);
+            }
+        }
+    }
+
+    #[test]
+    fn batched_strided_attention_products() {
+        // Q·Kᵀ and P·V read straight out of a fused QKV buffer [B, S, 3H], as the encoder does.
+        for &(bsz, s, heads, d) in &[(2, 7, 3, 5), (3, 33, 2, 16), (1, 129, 12, 32)] {
+            let h = heads * d;
+            let qkv = View {
+                off: 0,
+                b0: s * 3 * h,
+                b1: d,
+                rows: 3 * h,
+                cols: 1,
+            };
+            let scores = Matmul {
+                m: s,
+                n: s,
+                k: d,
+                batch0: bsz,
+                batch1: heads,
+                a: qkv,
+                b: View { off: h, ..qkv },
+                c: View {
+                    off: 0,
+                    b0: heads * s * s,
+                    b1: s * s,
+                    rows: s,
+                    cols: 1,
+                },
+                alpha: 1.0 / (d as f32).sqrt(),
+                bias: false,
+                act: Act::Identity,
+                b_dtype: DType::F32,
+                bias_dtype: DType::F32,
+            };
+            // Same buffer as A and B in the model; here two copies of it.
+            check_two(scores, bsz * s * 3 * h, bsz * heads * s * s);
+            let pv = Matmul {
+                m: s,
+                n: d,
+                k: s,
+                batch0: bsz,
+                batch1: heads,
+                a: View {
+                    off: 0,
+                    b0: heads * s * s,
+                    b1: s * s,
+                    rows: s,
+                    cols: 1,
+                },
+                b: View {
+                    off: 2 * h,
+                    b0: s * 3 * h,
+                    b1: d,
+                    rows: 1,
+                    cols: 3 * h,
+                },
+                c: View {
+                    off: 0,
+                    b0: s * h,
+                    b1: d,
+                    rows: h,
+                    cols: 1,
+                },
+                alpha: 1.0,
+                bias: false,
+                act: Act::Identity,
+                b_dtype: DType::F32,
+                bias_dtype: DType::F32,
+            };
+            check(pv, bsz * heads * s * s, bsz * s * 3 * h, bsz * s * h, 77);
+        }
+    }
+
+    fn check_two(mm: Matmul, ab_len: usize, c_len: usize) {
+        check(mm, ab_len, ab_len, c_len, 5);
+    }
+
+    #[test]
+    fn first_token_gather_by_row_stride() {
+        // The pooler reads token 0 of each sequence: A's row stride skips a whole sequence.
+        let (bsz, s, h, n) = (5, 9, 33, 7);
+        let mut mm = Matmul::linear(bsz, n, h);
+        mm.a.rows = s * h;
+        mm.bias = true;
+        check(mm, bsz * s * h, n * h, bsz * n, 3);
+    }
+}

@@ -1,0 +1,125 @@
+//! One Rust wrapper per WGSL kernel family. Each wrapper turns shapes into a [`KernelCall`]
+//! (pipeline variant, uniform parameters, dispatch size, counted FLOPs and bytes) and holds the
+//! CPU f64 reference its tests compare against. Nothing here allocates buffers: the graph does.
+
+pub mod activation;
+pub mod embedding;
+pub mod layer_norm;
+pub mod matmul;
+pub mod softmax;
+
+#[cfg(test)]
+pub(crate) mod testing;
+
+use crate::gpu::Gpu;
+use std::sync::Arc;
+
+/// Element type of a tensor as it lies in a GPU buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    /// IEEE half; stored two per u32 word (read with `unpack2x16float`, or as `f16` where the
+    /// adapter has SHADER_F16). The buffer is padded to a whole word.
+    F16,
+    U32,
+}
+
+impl DType {
+    /// Bytes a buffer of `n` elements takes.
+    pub fn bytes(self, n: usize) -> u64 {
+        match self {
+            DType::F32 | DType::U32 => 4 * n as u64,
+            DType::F16 => 4 * n.div_ceil(2) as u64,
+        }
+    }
+}
+
+/// How a kernel reads a tensor of `DType` (the WGSL load function it is compiled with).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Load {
+    F32,
+    F16Packed,
+    F16Native,
+}
+
+impl Load {
+    pub fn for_dtype(gpu: &Gpu, d: DType) -> Load {
+        match d {
+            DType::F16 if gpu.has_f16() => Load::F16Native,
+            DType::F16 => Load::F16Packed,
+            _ => Load::F32,
+        }
+    }
+
+    /// WGSL declaring storage binding `binding` as array `name` and a function `load_<name>(i)`
+    /// returning element `i` as f32.
+    pub fn wgsl(self, binding: u32, name: &str) -> String {
+        match self {
+            Load::F32 => format!(
+                "@group(0) @binding({binding}) var<storage, read> {name}: array<f32>;\n\
+                 fn load_{name}(i: u32) -> f32 {{ return {name}[i]; }}\n"
+            ),
+            Load::F16Native => format!(
+                "@group(0) @binding({binding}) var<storage, read> {name}: array<f16>;\n\
+                 fn load_{name}(i: u32) -> f32 {{ return f32({name}[i]); }}\n"
+            ),
+            Load::F16Packed => format!(
+                "@group(0) @binding({binding}) var<storage, read> {name}: array<u32>;\n\
+                 fn load_{name}(i: u32) -> f32 {{\n\
+                   let v = unpack2x16float({name}[i >> 1u]);\n\
+                   return select(v.x, v.y, (i & 1u) == 1u);\n\
+                 }}\n"
+            ),
+        }
+    }
+
+    pub fn tag(self) -> &'static str {
+        match self {
+            Load::F32 => "f32",
+            Load::F16Packed => "f16p",
+            Load::F16Native => "f16",
+        }
+    }
+}
+
+/// Prefix a shader with `enable f16;` when any of its loads needs it.
+pub(crate) fn with_enables(loads: &[Load], body: String) -> String {
+    if loads.contains(&Load::F16Native) {
+        format!("enable f16;\n{body}")
+    } else {
+        body
+    }
+}
+
+/// One dispatch of one kernel: everything the graph needs to bind and run it.
+///
+/// Binding 0 is a uniform block of `params` (u32 words; f32 values as bits); bindings 1.. are the
+/// storage buffers in the order the op's wrapper documents.
+#[derive(Clone)]
+pub struct KernelCall {
+    /// Kernel kind, the profiler's row: "matmul", "softmax", ...
+    pub kind: &'static str,
+    pub pipeline: Arc<wgpu::ComputePipeline>,
+    pub params: Vec<u32>,
+    pub workgroups: [u32; 3],
+    /// Floating-point operations (an FMA counts 2).
+    pub flops: u64,
+    /// Bytes read from and written to global memory, counting each element once.
+    pub bytes: u64,
+}
+
+/// Splits a 1-D workgroup count into x/y so neither exceeds the 65535 per-dimension limit;
+/// kernels rebuild the linear id as `wg.x + wg.y * num_workgroups.x`.
+pub fn grid(groups: u32) -> [u32; 3] {
+    const MAX: u32 = 65535;
+    if groups <= MAX {
+        [groups.max(1), 1, 1]
+    } else {
+        let y = groups.div_ceil(MAX);
+        [groups.div_ceil(y), y, 1]
+    }
+}
+
+pub(crate) fn f(x: f32) -> u32 {
+    x.to_bits()
+}
