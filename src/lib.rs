@@ -11,6 +11,7 @@ pub mod error;
 pub mod gpu;
 pub mod graph;
 pub mod ops;
+pub mod pipelines;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};
