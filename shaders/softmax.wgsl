@@ -2,7 +2,7 @@
 // rows (attention: one mask row per sequence, shared by every head and query).
 // Numerically stable: subtracts the row max before exp. One workgroup per row.
 
-struct Params { rows: u32, len: u32, rows_per_mask: u32, has_mask: u32 }
+struct Params { rows: u32, len: u32, rows_per_mask: u32, has_mask: u32, mask_off: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -31,7 +31,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let row = wg.x + wg.y * nwg.x;
     if (row >= params.rows) { return; }
     let base = row * params.len;
-    let mbase = (row / params.rows_per_mask) * params.len;
+    let mbase = params.mask_off + (row / params.rows_per_mask) * params.len;
 
     var m = -3.4028235e38;
     for (var i = li; i < params.len; i += WG) {

@@ -402,8 +402,8 @@ fn pick(adapters: Vec<wgpu::Adapter>, sel: &str) -> Result<wgpu::Adapter> {
 /// `WGFORMER_TEST_BACKEND` (default `vulkan`, which lavapipe provides on machines without a GPU),
 /// and a missing adapter fails the test with the fix instead of skipping it.
 #[doc(hidden)]
-pub fn test_gpu() -> &'static Gpu {
-    static GPU: std::sync::OnceLock<Gpu> = std::sync::OnceLock::new();
+pub fn test_gpu() -> &'static Arc<Gpu> {
+    static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| {
         let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
         let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)
@@ -415,7 +415,7 @@ pub fn test_gpu() -> &'static Gpu {
         match Gpu::new(&opts) {
             Ok(g) => {
                 eprintln!("tests run on {}", g.describe());
-                g
+                Arc::new(g)
             }
             Err(e) => panic!(
                 "tests need a {name} adapter and found none: {e}. \

@@ -1,1 +1,296 @@
-pub struct Graph;
+//! The command graph: tensors with shapes, nodes naming their kernel and bindings, a
+//! liveness-based buffer plan, and an executor that encodes every node into one command buffer.
+//!
+//! A graph is built once (pipelines, buffers, bind groups, uniforms all made here) and replayed:
+//! a run writes the input buffers, submits once and reads the outputs back. It knows kernels,
+//! not models.
+
+mod builder;
+mod plan;
+
+pub use builder::GraphBuilder;
+pub use plan::PlanReport;
+
+use crate::gpu::Gpu;
+use crate::ops::DType;
+use crate::{Error, Result};
+use std::sync::{Arc, Mutex};
+
+/// A tensor of one graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub(crate) usize);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// Written by the host before each run.
+    Input,
+    /// Uploaded once, shared by every graph of a model.
+    Weight,
+    /// Produced by a node; its buffer may be shared with tensors of disjoint lifetimes.
+    Activation,
+}
+
+#[derive(Clone, Debug)]
+pub struct TensorDesc {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub kind: TensorKind,
+}
+
+impl TensorDesc {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn bytes(&self) -> u64 {
+        self.dtype.bytes(self.numel())
+    }
+}
+
+/// A weight tensor resident on the GPU.
+#[derive(Clone, Debug)]
+pub struct WeightBuffer {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub dtype: DType,
+    pub buffer: Arc<wgpu::Buffer>,
+}
+
+impl WeightBuffer {
+    /// Uploads `bytes` (already in `dtype`'s GPU layout; f16 padded to whole words).
+    pub fn upload(
+        gpu: &Gpu,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+    ) -> Result<WeightBuffer> {
+        use wgpu::util::DeviceExt;
+        let limit = gpu.limits.max_storage_buffer_binding_size as u64;
+        if bytes.len() as u64 > limit {
+            return Err(Error::weight(
+                name,
+                format!(
+                    "{} bytes exceed this adapter's storage binding limit of {limit} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
+        let buffer = gpu
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(name),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE,
+            });
+        Ok(WeightBuffer {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype,
+            buffer: Arc::new(buffer),
+        })
+    }
+}
+
+/// How a node touches one binding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+    ReadWrite,
+}
+
+/// A node's storage binding (binding index = position + 1).
+#[derive(Clone, Copy, Debug)]
+pub enum Arg {
+    T(TensorId, Access),
+    /// A binding the kernel declares but this call does not use (no bias, no mask...).
+    Unused,
+}
+
+/// One kernel dispatch with its bindings.
+#[derive(Clone)]
+pub struct Node {
+    pub label: String,
+    pub call: crate::ops::KernelCall,
+    pub args: Vec<Arg>,
+}
+
+/// What the profiler and reports need of a node, without its GPU objects.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    pub label: String,
+    pub kind: &'static str,
+    pub flops: u64,
+    pub bytes: u64,
+}
+
+struct CompiledNode {
+    info: NodeInfo,
+    pipeline: Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+/// Counters that show a graph is replayed, not rebuilt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunStats {
+    pub runs: u64,
+    pub submits: u64,
+    /// Bytes the host wrote in the last run (inputs only).
+    pub bytes_written_last_run: u64,
+}
+
+/// A built graph, ready to replay.
+pub struct Graph {
+    tensors: Vec<TensorDesc>,
+    nodes: Vec<CompiledNode>,
+    inputs: Vec<(TensorId, Arc<wgpu::Buffer>)>,
+    /// (tensor, its buffer, offset in `staging`, bytes)
+    outputs: Vec<(TensorId, Arc<wgpu::Buffer>, u64, u64)>,
+    staging: wgpu::Buffer,
+    plan: PlanReport,
+    stats: Mutex<RunStats>,
+}
+
+/// Output bytes of one run, by tensor.
+pub struct Outputs {
+    data: Vec<(TensorId, Vec<u8>)>,
+}
+
+impl Outputs {
+    pub fn bytes(&self, t: TensorId) -> Result<&[u8]> {
+        self.data
+            .iter()
+            .find(|(id, _)| *id == t)
+            .map(|(_, d)| d.as_slice())
+            .ok_or_else(|| Error::Graph(format!("tensor {t:?} is not an output of this graph")))
+    }
+    pub fn f32(&self, t: TensorId) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec(self.bytes(t)?))
+    }
+}
+
+impl Graph {
+    pub fn tensor(&self, t: TensorId) -> &TensorDesc {
+        &self.tensors[t.0]
+    }
+
+    pub fn plan(&self) -> &PlanReport {
+        &self.plan
+    }
+
+    pub fn stats(&self) -> RunStats {
+        *self.stats.lock().unwrap()
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
+        self.nodes.iter().map(|n| &n.info)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Writes `inputs` (every input tensor, exactly its size in bytes), runs every node in one
+    /// submit and reads the outputs back.
+    pub fn run(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
+        let written = self.write_inputs(gpu, inputs)?;
+        let mut enc = gpu.device.create_command_encoder(&Default::default());
+        self.encode(&mut enc, None);
+        self.encode_readback(&mut enc);
+        gpu.queue.submit([enc.finish()]);
+        let out = self.finish(gpu)?;
+        let mut s = self.stats.lock().unwrap();
+        s.runs += 1;
+        s.submits += 1;
+        s.bytes_written_last_run = written;
+        Ok(out)
+    }
+
+    pub(crate) fn write_inputs(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<u64> {
+        let mut written = 0;
+        for (t, buf) in &self.inputs {
+            let desc = &self.tensors[t.0];
+            let data = inputs
+                .iter()
+                .find(|(id, _)| id == t)
+                .map(|(_, d)| *d)
+                .ok_or_else(|| Error::Graph(format!("input `{}` was not given", desc.name)))?;
+            if data.len() as u64 != desc.bytes() {
+                return Err(Error::Graph(format!(
+                    "input `{}` {:?} needs {} bytes, got {}",
+                    desc.name,
+                    desc.shape,
+                    desc.bytes(),
+                    data.len()
+                )));
+            }
+            gpu.queue.write_buffer(buf, 0, data);
+            written += data.len() as u64;
+        }
+        Ok(written)
+    }
+
+    /// Records every node. With `timestamps`, each node gets its own pass whose begin and end
+    /// are written to queries `2i` and `2i+1`; otherwise all nodes share one pass.
+    pub(crate) fn encode(&self, enc: &mut wgpu::CommandEncoder, timestamps: Option<&wgpu::QuerySet>) {
+        match timestamps {
+            None => {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("forward"),
+                    timestamp_writes: None,
+                });
+                for n in &self.nodes {
+                    pass.set_pipeline(&n.pipeline);
+                    pass.set_bind_group(0, &n.bind_group, &[]);
+                    let [x, y, z] = n.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+            }
+            Some(qs) => {
+                for (i, n) in self.nodes.iter().enumerate() {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(&n.info.label),
+                        timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                            query_set: qs,
+                            beginning_of_pass_write_index: Some(2 * i as u32),
+                            end_of_pass_write_index: Some(2 * i as u32 + 1),
+                        }),
+                    });
+                    pass.set_pipeline(&n.pipeline);
+                    pass.set_bind_group(0, &n.bind_group, &[]);
+                    let [x, y, z] = n.workgroups;
+                    pass.dispatch_workgroups(x, y, z);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn encode_readback(&self, enc: &mut wgpu::CommandEncoder) {
+        for (_, buf, off, size) in &self.outputs {
+            enc.copy_buffer_to_buffer(buf, 0, &self.staging, *off, *size);
+        }
+    }
+
+    pub(crate) fn finish(&self, gpu: &Gpu) -> Result<Outputs> {
+        if self.outputs.is_empty() {
+            gpu.wait()?;
+            return Ok(Outputs { data: vec![] });
+        }
+        let all = gpu.map_read(&self.staging)?;
+        let data = self
+            .outputs
+            .iter()
+            .map(|(t, _, off, size)| (*t, all[*off as usize..(*off + *size) as usize].to_vec()))
+            .collect();
+        Ok(Outputs { data })
+    }
+
+    pub(crate) fn count_profiled_run(&self, written: u64) {
+        let mut s = self.stats.lock().unwrap();
+        s.runs += 1;
+        s.submits += 1;
+        s.bytes_written_last_run = written;
+    }
+}

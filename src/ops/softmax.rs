@@ -13,6 +13,8 @@ pub struct Softmax {
     /// Consecutive rows sharing one mask row (heads × queries for attention).
     pub rows_per_mask: usize,
     pub has_mask: bool,
+    /// First mask element this call reads (attention run in chunks of the batch).
+    pub mask_off: usize,
 }
 
 impl Softmax {
@@ -29,6 +31,7 @@ impl Softmax {
                 self.len as u32,
                 self.rows_per_mask.max(1) as u32,
                 u32::from(self.has_mask),
+                self.mask_off as u32,
             ],
             workgroups: grid(self.rows as u32),
             // max, subtract, exp, sum, scale (+ mask add).
@@ -43,7 +46,9 @@ impl Softmax {
             let row: Vec<f64> = (0..self.len)
                 .map(|i| {
                     let m = match (self.has_mask, mask) {
-                        (true, Some(m)) => m[(r / self.rows_per_mask) * self.len + i] as f64,
+                        (true, Some(m)) => {
+                            m[self.mask_off + (r / self.rows_per_mask) * self.len + i] as f64
+                        }
                         _ => 0.0,
                     };
                     x[r * self.len + i] as f64 + m
@@ -75,7 +80,13 @@ mod tests {
                 .map(|i| if i % len < len - (i / len) % len.max(2) / 2 { 0.0 } else { f32::MIN })
                 .collect();
             for has_mask in [false, true] {
-                let sm = Softmax { rows, len, rows_per_mask: per, has_mask };
+                let sm = Softmax {
+                    rows,
+                    len,
+                    rows_per_mask: per,
+                    has_mask,
+                    mask_off: 0,
+                };
                 let mut xin = x.clone();
                 // Poison check: the kernel reads x, so poison cannot be used; instead every
                 // element must change from its (non-probability) input.

@@ -1,0 +1,549 @@
+//! Building a graph: declare tensors, add nodes through the op helpers, then `build` plans the
+//! buffers and creates every GPU object the replays need.
+
+use super::plan::plan;
+use super::{
+    Access, Arg, CompiledNode, Graph, Node, NodeInfo, RunStats, TensorDesc, TensorId, TensorKind,
+    WeightBuffer,
+};
+use crate::gpu::Gpu;
+use crate::ops::activation::{self, Act};
+use crate::ops::embedding::Embedding;
+use crate::ops::layer_norm::LayerNorm;
+use crate::ops::matmul::{Matmul, View};
+use crate::ops::softmax::Softmax;
+use crate::ops::DType;
+use crate::{Error, Result};
+use std::sync::{Arc, Mutex};
+use wgpu::util::DeviceExt;
+
+pub struct GraphBuilder<'g> {
+    gpu: &'g Gpu,
+    tensors: Vec<TensorDesc>,
+    weights: Vec<Option<Arc<wgpu::Buffer>>>,
+    nodes: Vec<Node>,
+    outputs: Vec<TensorId>,
+}
+
+impl<'g> GraphBuilder<'g> {
+    pub fn new(gpu: &'g Gpu) -> Self {
+        GraphBuilder {
+            gpu,
+            tensors: vec![],
+            weights: vec![],
+            nodes: vec![],
+            outputs: vec![],
+        }
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        self.gpu
+    }
+
+    fn add(&mut self, name: &str, shape: &[usize], dtype: DType, kind: TensorKind) -> TensorId {
+        self.tensors.push(TensorDesc {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            dtype,
+            kind,
+        });
+        self.weights.push(None);
+        TensorId(self.tensors.len() - 1)
+    }
+
+    pub fn shape(&self, t: TensorId) -> &[usize] {
+        &self.tensors[t.0].shape
+    }
+
+    pub fn input(&mut self, name: &str, shape: &[usize], dtype: DType) -> TensorId {
+        self.add(name, shape, dtype, TensorKind::Input)
+    }
+
+    pub fn weight(&mut self, w: &WeightBuffer) -> TensorId {
+        let t = self.add(&w.name, &w.shape, w.dtype, TensorKind::Weight);
+        self.weights[t.0] = Some(w.buffer.clone());
+        t
+    }
+
+    /// An f32 tensor produced by a node.
+    pub fn activation(&mut self, name: &str, shape: &[usize]) -> TensorId {
+        self.add(name, shape, DType::F32, TensorKind::Activation)
+    }
+
+    /// Keeps `t` alive to the end and reads it back after every run.
+    pub fn output(&mut self, t: TensorId) {
+        if !self.outputs.contains(&t) {
+            self.outputs.push(t);
+        }
+    }
+
+    pub fn node(&mut self, label: impl Into<String>, call: crate::ops::KernelCall, args: Vec<Arg>) {
+        self.nodes.push(Node {
+            label: label.into(),
+            call,
+            args,
+        });
+    }
+
+    fn expect_dim(&self, t: TensorId, want: usize, what: &str) -> Result<()> {
+        let got = *self.shape(t).last().unwrap_or(&0);
+        if got != want {
+            return Err(Error::Graph(format!(
+                "{what}: `{}` has shape {:?}, expected last dimension {want}",
+                self.tensors[t.0].name,
+                self.shape(t)
+            )));
+        }
+        Ok(())
+    }
+
+    /// `y = act(x·Wᵀ + b)` over the last axis of `x`; `w` is `[out, in]`.
+    pub fn linear(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+        act: Act,
+    ) -> Result<TensorId> {
+        let ws = self.shape(w).to_vec();
+        if ws.len() != 2 {
+            return Err(Error::Graph(format!("{label}: weight must be 2-D, is {ws:?}")));
+        }
+        let (n, k) = (ws[0], ws[1]);
+        self.expect_dim(x, k, label)?;
+        let xs = self.shape(x).to_vec();
+        let m: usize = xs[..xs.len() - 1].iter().product();
+        let mut out_shape = xs.clone();
+        *out_shape.last_mut().unwrap() = n;
+        let y = self.activation(label, &out_shape);
+        let mut mm = Matmul::linear(m, n, k);
+        mm.act = act;
+        self.matmul(label, mm, x, w, b, y)?;
+        Ok(y)
+    }
+
+    /// Linear over the first token of each sequence of `x` `[batch, seq, in]` → `[batch, out]`.
+    pub fn linear_first_token(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+        act: Act,
+    ) -> Result<TensorId> {
+        let xs = self.shape(x).to_vec();
+        let ws = self.shape(w).to_vec();
+        if xs.len() != 3 || ws.len() != 2 || ws[1] != xs[2] {
+            return Err(Error::Graph(format!(
+                "{label}: cannot apply weight {ws:?} to the first token of {xs:?}"
+            )));
+        }
+        let (bsz, seq, k, n) = (xs[0], xs[1], xs[2], ws[0]);
+        let y = self.activation(label, &[bsz, n]);
+        let mut mm = Matmul::linear(bsz, n, k);
+        mm.a.rows = seq * k;
+        mm.act = act;
+        self.matmul(label, mm, x, w, b, y)?;
+        Ok(y)
+    }
+
+    /// A general matmul node writing into `c` (B's and the bias's dtypes come from the tensors).
+    pub fn matmul(
+        &mut self,
+        label: &str,
+        mut mm: Matmul,
+        a: TensorId,
+        b: TensorId,
+        bias: Option<TensorId>,
+        c: TensorId,
+    ) -> Result<()> {
+        mm.b_dtype = self.tensors[b.0].dtype;
+        mm.bias = bias.is_some();
+        if let Some(bias) = bias {
+            mm.bias_dtype = self.tensors[bias.0].dtype;
+            self.expect_dim(bias, mm.n, label)?;
+        }
+        let call = mm.call(self.gpu)?;
+        let bias_arg = bias.map_or(Arg::Unused, |t| Arg::T(t, Access::Read));
+        self.node(
+            label,
+            call,
+            vec![
+                Arg::T(a, Access::Read),
+                Arg::T(b, Access::Read),
+                bias_arg,
+                Arg::T(c, Access::Write),
+            ],
+        );
+        Ok(())
+    }
+
+    /// `LayerNorm(x (+ residual))·gamma + beta` over the last axis.
+    pub fn layer_norm(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        residual: Option<TensorId>,
+        gamma: TensorId,
+        beta: TensorId,
+        eps: f32,
+    ) -> Result<TensorId> {
+        let xs = self.shape(x).to_vec();
+        let n = *xs.last().unwrap();
+        self.expect_dim(gamma, n, label)?;
+        self.expect_dim(beta, n, label)?;
+        if let Some(r) = residual {
+            if self.shape(r) != xs.as_slice() {
+                return Err(Error::Graph(format!(
+                    "{label}: residual {:?} differs from input {xs:?}",
+                    self.shape(r)
+                )));
+            }
+        }
+        let y = self.activation(label, &xs);
+        let ln = LayerNorm {
+            rows: xs.iter().product::<usize>() / n,
+            n,
+            eps,
+            residual: residual.is_some(),
+        };
+        let call = ln.call(self.gpu)?;
+        self.node(
+            label,
+            call,
+            vec![
+                Arg::T(x, Access::Read),
+                residual.map_or(Arg::Unused, |r| Arg::T(r, Access::Read)),
+                Arg::T(gamma, Access::Read),
+                Arg::T(beta, Access::Read),
+                Arg::T(y, Access::Write),
+            ],
+        );
+        Ok(y)
+    }
+
+    /// In-place activation.
+    pub fn activate(&mut self, label: &str, x: TensorId, act: Act) -> Result<()> {
+        let n = self.tensors[x.0].numel();
+        let call = activation::call(self.gpu, n, act)?;
+        self.node(label, call, vec![Arg::T(x, Access::ReadWrite)]);
+        Ok(())
+    }
+
+    /// Embedding gather + LayerNorm. `idx` is u32 `[3, tokens]` (ids, positions, types).
+    #[allow(clippy::too_many_arguments)]
+    pub fn embedding(
+        &mut self,
+        label: &str,
+        idx: TensorId,
+        word: TensorId,
+        pos: TensorId,
+        token_type: Option<TensorId>,
+        gamma: TensorId,
+        beta: TensorId,
+        eps: f32,
+        out_shape: &[usize],
+    ) -> Result<TensorId> {
+        let dim = *out_shape.last().unwrap();
+        for t in [word, pos].into_iter().chain(token_type) {
+            self.expect_dim(t, dim, label)?;
+            if self.tensors[t.0].dtype != self.tensors[word.0].dtype {
+                return Err(Error::Graph(format!(
+                    "{label}: embedding tables must share one dtype"
+                )));
+            }
+        }
+        let tokens = out_shape.iter().product::<usize>() / dim;
+        let y = self.activation(label, out_shape);
+        let e = Embedding {
+            tokens,
+            dim,
+            token_types: token_type.is_some(),
+            eps,
+            table_dtype: self.tensors[word.0].dtype,
+        };
+        let call = e.call(self.gpu)?;
+        self.node(
+            label,
+            call,
+            vec![
+                Arg::T(idx, Access::Read),
+                Arg::T(word, Access::Read),
+                Arg::T(pos, Access::Read),
+                token_type.map_or(Arg::Unused, |t| Arg::T(t, Access::Read)),
+                Arg::T(gamma, Access::Read),
+                Arg::T(beta, Access::Read),
+                Arg::T(y, Access::Write),
+            ],
+        );
+        Ok(y)
+    }
+
+    /// Multi-head self-attention core over a fused `qkv` `[batch, seq, 3·hidden]` (Q, K, V
+    /// concatenated on the last axis) with an additive key mask `[batch, seq]`:
+    /// `softmax(Q·Kᵀ·scale + mask)·V`, heads read and written in place by strides.
+    /// The score matrix is processed in chunks of the batch so it fits one storage binding.
+    pub fn attention(
+        &mut self,
+        label: &str,
+        qkv: TensorId,
+        mask: TensorId,
+        heads: usize,
+    ) -> Result<TensorId> {
+        let s = self.shape(qkv).to_vec();
+        if s.len() != 3 || s[2] % 3 != 0 || (s[2] / 3) % heads != 0 {
+            return Err(Error::Graph(format!(
+                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
+            )));
+        }
+        let (bsz, seq, h) = (s[0], s[1], s[2] / 3);
+        let d = h / heads;
+        let per_seq = (heads * seq * seq * 4) as u64;
+        let limit = self.gpu.limits.max_storage_buffer_binding_size as u64;
+        if per_seq > limit {
+            return Err(Error::Graph(format!(
+                "{label}: one sequence's attention scores need {per_seq} bytes, more than this adapter's binding limit {limit}; use a shorter sequence"
+            )));
+        }
+        let chunk = ((limit / per_seq) as usize).clamp(1, bsz);
+        let scores = self.activation(&format!("{label}.scores"), &[chunk, heads, seq, seq]);
+        let ctx = self.activation(&format!("{label}.context"), &[bsz, seq, h]);
+        let qkv_view = View {
+            off: 0,
+            b0: seq * 3 * h,
+            b1: d,
+            rows: 3 * h,
+            cols: 1,
+        };
+        let score_view = View {
+            off: 0,
+            b0: heads * seq * seq,
+            b1: seq * seq,
+            rows: seq,
+            cols: 1,
+        };
+        let mut b0 = 0;
+        while b0 < bsz {
+            let nb = chunk.min(bsz - b0);
+            let qk = Matmul {
+                m: seq,
+                n: seq,
+                k: d,
+                batch0: nb,
+                batch1: heads,
+                a: View {
+                    off: b0 * seq * 3 * h,
+                    ..qkv_view
+                },
+                b: View {
+                    off: b0 * seq * 3 * h + h,
+                    ..qkv_view
+                },
+                c: score_view,
+                alpha: 1.0 / (d as f32).sqrt(),
+                bias: false,
+                act: Act::Identity,
+                b_dtype: DType::F32,
+                bias_dtype: DType::F32,
+            };
+            self.matmul(&format!("{label}.qk"), qk, qkv, qkv, None, scores)?;
+            let sm = Softmax {
+                rows: nb * heads * seq,
+                len: seq,
+                rows_per_mask: heads * seq,
+                has_mask: true,
+                mask_off: b0 * seq,
+            };
+            let call = sm.call(self.gpu)?;
+            self.node(
+                format!("{label}.softmax"),
+                call,
+                vec![Arg::T(scores, Access::ReadWrite), Arg::T(mask, Access::Read)],
+            );
+            let pv = Matmul {
+                m: seq,
+                n: d,
+                k: seq,
+                batch0: nb,
+                batch1: heads,
+                a: score_view,
+                b: View {
+                    off: b0 * seq * 3 * h + 2 * h,
+                    b0: seq * 3 * h,
+                    b1: d,
+                    rows: 1,
+                    cols: 3 * h,
+                },
+                c: View {
+                    off: b0 * seq * h,
+                    b0: seq * h,
+                    b1: d,
+                    rows: h,
+                    cols: 1,
+                },
+                alpha: 1.0,
+                bias: false,
+                act: Act::Identity,
+                b_dtype: DType::F32,
+                bias_dtype: DType::F32,
+            };
+            self.matmul(&format!("{label}.pv"), pv, scores, qkv, None, ctx)?;
+            b0 += nb;
+        }
+        Ok(ctx)
+    }
+
+    /// Plans buffers and creates bind groups, uniforms and the readback buffer.
+    pub fn build(self) -> Result<Graph> {
+        let gpu = self.gpu;
+        let dev = &gpu.device;
+        let limit = gpu.limits.max_storage_buffer_binding_size as u64;
+        for t in &self.tensors {
+            if t.kind != TensorKind::Weight && t.bytes() > limit {
+                return Err(Error::Graph(format!(
+                    "tensor `{}` {:?} needs {} bytes, more than this adapter's storage binding limit of {limit} bytes; use a smaller batch or a shorter sequence",
+                    t.name,
+                    t.shape,
+                    t.bytes()
+                )));
+            }
+        }
+        let mut pinned = vec![false; self.tensors.len()];
+        for o in &self.outputs {
+            pinned[o.0] = true;
+        }
+        let (slot, sizes, report) = plan(&self.tensors, &self.nodes, &pinned);
+        let storage = wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST;
+        let slot_bufs: Vec<Arc<wgpu::Buffer>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Arc::new(dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some(&format!("activation{i}")),
+                    size: (*s).max(4),
+                    usage: storage,
+                    mapped_at_creation: false,
+                }))
+            })
+            .collect();
+        let mut bufs: Vec<Option<Arc<wgpu::Buffer>>> = vec![None; self.tensors.len()];
+        let mut inputs = vec![];
+        for (i, t) in self.tensors.iter().enumerate() {
+            bufs[i] = match t.kind {
+                TensorKind::Weight => self.weights[i].clone(),
+                TensorKind::Activation => slot[i].map(|s| slot_bufs[s].clone()),
+                TensorKind::Input => {
+                    let b = Arc::new(dev.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(&t.name),
+                        size: t.bytes().max(4),
+                        usage: storage,
+                        mapped_at_creation: false,
+                    }));
+                    inputs.push((TensorId(i), b.clone()));
+                    Some(b)
+                }
+            };
+        }
+        let dummy = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+
+        // All uniforms in one buffer, each node's block at an aligned offset.
+        let align = gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
+        let mut uniform_bytes: Vec<u8> = vec![];
+        let mut offsets = vec![];
+        for n in &self.nodes {
+            offsets.push(uniform_bytes.len());
+            uniform_bytes.extend_from_slice(bytemuck::cast_slice(&n.call.params));
+            uniform_bytes.resize(uniform_bytes.len().next_multiple_of(align), 0);
+        }
+        if uniform_bytes.is_empty() {
+            uniform_bytes.resize(16, 0);
+        }
+        let uniforms = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: &uniform_bytes,
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+
+        let mut compiled = vec![];
+        for (n, off) in self.nodes.iter().zip(offsets) {
+            let size = (n.call.params.len() * 4).next_multiple_of(16) as u64;
+            let mut entries = vec![wgpu::BindGroupEntry {
+                binding: 0,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &uniforms,
+                    offset: off as u64,
+                    size: std::num::NonZeroU64::new(size),
+                }),
+            }];
+            for (i, a) in n.args.iter().enumerate() {
+                let buf: &wgpu::Buffer = match a {
+                    Arg::T(t, _) => bufs[t.0].as_deref().ok_or_else(|| {
+                        Error::Graph(format!(
+                            "node `{}`: tensor `{}` has no buffer",
+                            n.label, self.tensors[t.0].name
+                        ))
+                    })?,
+                    Arg::Unused => &dummy,
+                };
+                entries.push(wgpu::BindGroupEntry {
+                    binding: i as u32 + 1,
+                    resource: buf.as_entire_binding(),
+                });
+            }
+            let bind_group = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&n.label),
+                layout: &n.call.pipeline.get_bind_group_layout(0),
+                entries: &entries,
+            });
+            compiled.push(CompiledNode {
+                info: NodeInfo {
+                    label: n.label.clone(),
+                    kind: n.call.kind,
+                    flops: n.call.flops,
+                    bytes: n.call.bytes,
+                },
+                pipeline: n.call.pipeline.clone(),
+                bind_group,
+                workgroups: n.call.workgroups,
+            });
+        }
+
+        let mut outputs = vec![];
+        let mut staging_size = 0u64;
+        for o in &self.outputs {
+            let b = bufs[o.0].clone().ok_or_else(|| {
+                Error::Graph(format!(
+                    "output `{}` is never written by any node",
+                    self.tensors[o.0].name
+                ))
+            })?;
+            let size = self.tensors[o.0].bytes();
+            outputs.push((*o, b, staging_size, size));
+            staging_size += size;
+        }
+        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: staging_size.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.check()?;
+        Ok(Graph {
+            tensors: self.tensors,
+            nodes: compiled,
+            inputs,
+            outputs,
+            staging,
+            plan: report,
+            stats: Mutex::new(RunStats::default()),
+        })
+    }
+}

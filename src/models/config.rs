@@ -1,0 +1,237 @@
+//! Hugging Face `config.json`, normalised across the encoder families' field names.
+
+use crate::ops::activation::Act;
+use crate::{Error, Result};
+use serde_json::Value;
+use std::path::Path;
+
+/// The encoder families wgformer runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum Family {
+    Bert,
+    DistilBert,
+    Roberta,
+    Electra,
+    Albert,
+}
+
+/// The head on top of the encoder, from `architectures[0]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum HeadKind {
+    /// `*Model`: hidden states only (embeddings, feature extraction).
+    Base,
+    SequenceClassification,
+    QuestionAnswering,
+}
+
+pub const SUPPORTED_MODEL_TYPES: &str =
+    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert";
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ModelConfig {
+    pub model_type: String,
+    pub family: Family,
+    pub architecture: String,
+    pub head: HeadKind,
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub num_layers: usize,
+    pub intermediate_size: usize,
+    pub act: Act,
+    pub layer_norm_eps: f32,
+    pub vocab_size: usize,
+    pub max_positions: usize,
+    /// 0 when the family has no token-type embeddings (DistilBERT).
+    pub type_vocab_size: usize,
+    pub pad_token_id: usize,
+    /// Embedding width when it differs from `hidden_size` (ELECTRA, ALBERT).
+    pub embedding_size: usize,
+    /// ALBERT: layers share `num_hidden_groups` parameter groups.
+    pub num_hidden_groups: usize,
+    /// Labels by id (`id2label`); `LABEL_i` when the config has none.
+    pub id2label: Vec<String>,
+    pub problem_type: Option<String>,
+}
+
+impl ModelConfig {
+    pub fn load(dir: &Path) -> Result<ModelConfig> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            Error::model(
+                dir,
+                format!("cannot read config.json ({e}); a Hugging Face model folder needs config.json, model.safetensors and tokenizer.json"),
+            )
+        })?;
+        let v: Value = serde_json::from_str(&text)
+            .map_err(|e| Error::model(&path, format!("config.json is not valid JSON: {e}")))?;
+        Self::from_json(&v).map_err(|msg| Error::model(&path, msg))
+    }
+
+    pub fn from_json(v: &Value) -> std::result::Result<ModelConfig, String> {
+        let model_type = v
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or("config.json has no `model_type`")?
+            .to_string();
+        let family = match model_type.as_str() {
+            "bert" => Family::Bert,
+            "distilbert" => Family::DistilBert,
+            "roberta" | "xlm-roberta" | "camembert" => Family::Roberta,
+            "electra" => Family::Electra,
+            "albert" => Family::Albert,
+            other => {
+                return Err(format!(
+                    "model_type `{other}` is not supported; supported: {SUPPORTED_MODEL_TYPES}"
+                ))
+            }
+        };
+        let architecture = v
+            .get("architectures")
+            .and_then(|a| a.get(0))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let head = head_of(&architecture, &model_type)?;
+
+        let usize_of = |keys: &[&str]| -> std::result::Result<usize, String> {
+            for k in keys {
+                if let Some(x) = v.get(*k).and_then(Value::as_u64) {
+                    return Ok(x as usize);
+                }
+            }
+            Err(format!("config.json has no `{}`", keys[0]))
+        };
+        let opt_usize = |k: &str, d: usize| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as usize);
+        let distil = family == Family::DistilBert;
+        let hidden_size = usize_of(if distil { &["dim"] } else { &["hidden_size"] })?;
+        let num_heads = usize_of(if distil { &["n_heads"] } else { &["num_attention_heads"] })?;
+        let num_layers = usize_of(if distil { &["n_layers"] } else { &["num_hidden_layers"] })?;
+        let intermediate_size =
+            usize_of(if distil { &["hidden_dim"] } else { &["intermediate_size"] })?;
+        let act_name = v
+            .get(if distil { "activation" } else { "hidden_act" })
+            .and_then(Value::as_str)
+            .unwrap_or("gelu");
+        let act = Act::from_hf(act_name).map_err(|e| e.to_string())?;
+        if hidden_size == 0 || num_heads == 0 || hidden_size % num_heads != 0 {
+            return Err(format!(
+                "hidden size {hidden_size} is not divisible by {num_heads} attention heads"
+            ));
+        }
+        let id2label = labels(v)?;
+        Ok(ModelConfig {
+            family,
+            architecture,
+            head,
+            hidden_size,
+            num_heads,
+            num_layers,
+            intermediate_size,
+            act,
+            // DistilBERT hard-codes 1e-12 in its LayerNorms.
+            layer_norm_eps: v
+                .get("layer_norm_eps")
+                .and_then(Value::as_f64)
+                .unwrap_or(1e-12) as f32,
+            vocab_size: usize_of(&["vocab_size"])?,
+            max_positions: usize_of(&["max_position_embeddings"])?,
+            type_vocab_size: if distil {
+                0
+            } else {
+                opt_usize("type_vocab_size", 2)
+            },
+            pad_token_id: opt_usize("pad_token_id", 0),
+            embedding_size: opt_usize("embedding_size", hidden_size),
+            num_hidden_groups: opt_usize("num_hidden_groups", 1).max(1),
+            id2label,
+            problem_type: v
+                .get("problem_type")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            model_type,
+        })
+    }
+
+    pub fn num_labels(&self) -> usize {
+        self.id2label.len()
+    }
+
+    /// Positions the model can embed for one sequence (RoBERTa reserves `pad_token_id + 1`).
+    pub fn max_sequence(&self) -> usize {
+        match self.family {
+            Family::Roberta => self.max_positions.saturating_sub(self.pad_token_id + 1),
+            _ => self.max_positions,
+        }
+    }
+}
+
+fn head_of(arch: &str, model_type: &str) -> std::result::Result<HeadKind, String> {
+    if arch.is_empty() || arch.ends_with("Model") {
+        return Ok(HeadKind::Base);
+    }
+    if arch.ends_with("ForSequenceClassification") {
+        return Ok(HeadKind::SequenceClassification);
+    }
+    if arch.ends_with("ForQuestionAnswering") {
+        return Ok(HeadKind::QuestionAnswering);
+    }
+    // Pre-training / LM heads still carry a usable encoder.
+    if arch.ends_with("ForMaskedLM") || arch.ends_with("ForPreTraining") {
+        return Ok(HeadKind::Base);
+    }
+    Err(format!(
+        "architecture `{arch}` ({model_type}) is not supported; supported: *Model, *ForSequenceClassification, *ForQuestionAnswering (and the encoder of *ForMaskedLM / *ForPreTraining)"
+    ))
+}
+
+fn labels(v: &Value) -> std::result::Result<Vec<String>, String> {
+    let Some(map) = v.get("id2label").and_then(Value::as_object) else {
+        let n = v.get("num_labels").and_then(Value::as_u64).unwrap_or(2) as usize;
+        return Ok((0..n).map(|i| format!("LABEL_{i}")).collect());
+    };
+    let mut out = vec![None; map.len()];
+    for (k, name) in map {
+        let i: usize = k
+            .parse()
+            .map_err(|_| format!("id2label key `{k}` is not an integer"))?;
+        let slot = out
+            .get_mut(i)
+            .ok_or_else(|| format!("id2label ids must be 0..{}; found {i}", map.len()))?;
+        *slot = Some(name.as_str().unwrap_or_default().to_string());
+    }
+    Ok(out.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bert_and_distilbert_field_names() {
+        let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/models");
+        let bert = ModelConfig::load(&Path::new(shared).join("minilm-sst2")).unwrap();
+        assert_eq!(bert.family, Family::Bert);
+        assert_eq!(bert.head, HeadKind::SequenceClassification);
+        assert_eq!((bert.hidden_size, bert.num_heads, bert.num_layers), (384, 12, 6));
+        assert_eq!(bert.intermediate_size, 1536);
+        assert_eq!(bert.id2label, ["NEGATIVE", "POSITIVE"]);
+        assert_eq!(bert.type_vocab_size, 2);
+        let d = ModelConfig::load(&Path::new(shared).join("distilminilm-squad")).unwrap();
+        assert_eq!(d.family, Family::DistilBert);
+        assert_eq!(d.head, HeadKind::QuestionAnswering);
+        assert_eq!((d.hidden_size, d.num_heads, d.num_layers), (384, 12, 6));
+        assert_eq!(d.type_vocab_size, 0);
+        assert_eq!(d.act, Act::Gelu);
+    }
+
+    #[test]
+    fn unknown_model_type_and_architecture_are_named() {
+        let e = ModelConfig::from_json(&serde_json::json!({"model_type": "deberta-v2"})).unwrap_err();
+        assert!(e.contains("deberta-v2") && e.contains("supported: bert"), "{e}");
+        let e = ModelConfig::from_json(&serde_json::json!({
+            "model_type": "bert", "architectures": ["BertForTokenClassification"]
+        }))
+        .unwrap_err();
+        assert!(e.contains("BertForTokenClassification") && e.contains("ForQuestionAnswering"), "{e}");
+    }
+}

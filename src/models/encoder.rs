@@ -1,0 +1,536 @@
+//! What every supported architecture shares: the post-LayerNorm transformer encoder, described
+//! by tensor names ([`NetworkSpec`], written by each architecture's file), checked and uploaded
+//! once ([`Network`]), and turned into a graph per batch shape ([`Network::build_graph`]).
+
+use super::config::ModelConfig;
+use super::weights::Weights;
+use crate::gpu::Gpu;
+use crate::graph::{GraphBuilder, TensorId, WeightBuffer};
+use crate::ops::activation::Act;
+use crate::ops::DType;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A linear layer by tensor names; `w` is `[out, inp]`.
+#[derive(Clone, Debug)]
+pub struct LinSpec {
+    pub w: String,
+    pub b: Option<String>,
+    pub out: usize,
+    pub inp: usize,
+}
+
+impl LinSpec {
+    pub fn new(prefix: &str, out: usize, inp: usize) -> LinSpec {
+        LinSpec {
+            w: format!("{prefix}.weight"),
+            b: Some(format!("{prefix}.bias")),
+            out,
+            inp,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct NormSpec {
+    pub gamma: String,
+    pub beta: String,
+    pub n: usize,
+}
+
+impl NormSpec {
+    pub fn new(prefix: &str, n: usize) -> NormSpec {
+        NormSpec {
+            gamma: format!("{prefix}.weight"),
+            beta: format!("{prefix}.bias"),
+            n,
+        }
+    }
+}
+
+/// One post-LN encoder layer: `h = LN(x + O(attn(x)))`, `y = LN(h + F2(act(F1(h))))`.
+#[derive(Clone, Debug)]
+pub struct LayerSpec {
+    pub q: LinSpec,
+    pub k: LinSpec,
+    pub v: LinSpec,
+    pub attn_out: LinSpec,
+    pub attn_norm: NormSpec,
+    pub ff_in: LinSpec,
+    pub ff_out: LinSpec,
+    pub out_norm: NormSpec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Positions {
+    /// 0, 1, 2... for every row (BERT, DistilBERT, ELECTRA, ALBERT).
+    Absolute,
+    /// RoBERTa: `pad + 1 + i` for real tokens, `pad` for padding.
+    AfterPadding { pad: u32 },
+}
+
+#[derive(Clone, Debug)]
+pub struct EmbeddingSpec {
+    pub word: String,
+    pub position: String,
+    pub token_type: Option<String>,
+    pub norm: NormSpec,
+    /// Width of the tables (may be below the hidden size).
+    pub dim: usize,
+    /// ELECTRA/ALBERT: a linear map from `dim` to the hidden size.
+    pub project: Option<LinSpec>,
+    pub positions: Positions,
+}
+
+#[derive(Clone, Debug)]
+pub enum HeadSpec {
+    Base,
+    /// On the first token: `out(act(dense(x)))` (or `out(x)` with no dense).
+    Classifier {
+        dense: Option<(LinSpec, Act)>,
+        out: LinSpec,
+    },
+    /// On every token: start/end logits.
+    QuestionAnswering(LinSpec),
+}
+
+/// A whole model by tensor names, as an architecture file describes it.
+#[derive(Clone, Debug)]
+pub struct NetworkSpec {
+    pub embeddings: EmbeddingSpec,
+    pub layers: Vec<LayerSpec>,
+    pub head: HeadSpec,
+}
+
+struct Lin {
+    w: WeightBuffer,
+    b: Option<WeightBuffer>,
+}
+
+struct Norm {
+    gamma: WeightBuffer,
+    beta: WeightBuffer,
+}
+
+struct Layer {
+    qkv: Lin,
+    attn_out: Lin,
+    attn_norm: Norm,
+    ff_in: Lin,
+    ff_out: Lin,
+    out_norm: Norm,
+}
+
+enum Head {
+    Base,
+    Classifier {
+        dense: Option<(Lin, Act)>,
+        out: Lin,
+    },
+    QuestionAnswering(Lin),
+}
+
+/// Weights on the GPU, ready to build graphs from.
+pub struct Network {
+    pub positions: Positions,
+    word: WeightBuffer,
+    position: WeightBuffer,
+    token_type: Option<WeightBuffer>,
+    emb_norm: Norm,
+    emb_dim: usize,
+    project: Option<Lin>,
+    /// Shared layers (ALBERT) appear several times as the same `Arc`.
+    layers: Vec<Arc<Layer>>,
+    head: Head,
+    hidden: usize,
+    heads: usize,
+    act: Act,
+    eps: f32,
+    /// Notes for `wgformer info` (e.g. a table stored as f16 to fit a binding).
+    pub notes: Vec<String>,
+}
+
+/// Tensors a forward graph reads and writes.
+pub struct GraphIo {
+    /// u32 `[3, batch·seq]`: ids, position ids, token type ids.
+    pub idx: TensorId,
+    /// f32 `[batch, seq]`: 0 for real tokens, f32::MIN for padding.
+    pub mask: TensorId,
+    /// Hidden state after the embeddings and after each layer (when captured).
+    pub hidden: Vec<TensorId>,
+    pub last_hidden: TensorId,
+    pub logits: Option<TensorId>,
+}
+
+struct Uploader<'a> {
+    gpu: &'a Gpu,
+    w: &'a Weights,
+    cache: HashMap<String, WeightBuffer>,
+    notes: Vec<String>,
+}
+
+impl Uploader<'_> {
+    fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<WeightBuffer> {
+        if let Some(b) = self.cache.get(name) {
+            return Ok(b.clone());
+        }
+        let t = self.w.get(name, shape)?;
+        // Vectors (biases, norms) are tiny: keep them f32 so every kernel reads them plainly.
+        let (dtype, bytes) = if shape.len() == 1 {
+            (DType::F32, bytemuck::cast_slice(&t.to_f32()).to_vec())
+        } else {
+            self.matrix_layout(&t)
+        };
+        let b = WeightBuffer::upload(self.gpu, name, shape, dtype, &bytes)?;
+        self.cache.insert(name.to_string(), b.clone());
+        Ok(b)
+    }
+
+    fn matrix_layout(&mut self, t: &super::weights::HostTensor) -> (DType, Vec<u8>) {
+        let (dtype, bytes) = t.gpu_layout(true);
+        let limit = self.gpu.limits.max_storage_buffer_binding_size as usize;
+        if dtype == DType::F32 && bytes.len() > limit && t.numel() * 2 <= limit {
+            // Too large for one binding in f32: f16 halves it (rounding noted for the user).
+            self.notes.push(format!(
+                "{} ({} MB in f32) exceeds the {} MB storage binding limit: stored as f16",
+                t.name,
+                bytes.len() >> 20,
+                limit >> 20
+            ));
+            let h: Vec<half::f16> = t.to_f32().iter().map(|x| half::f16::from_f32(*x)).collect();
+            let mut b = bytemuck::cast_slice(&h).to_vec();
+            b.resize(b.len().next_multiple_of(4), 0);
+            return (DType::F16, b);
+        }
+        (dtype, bytes)
+    }
+
+    fn lin(&mut self, s: &LinSpec) -> Result<Lin> {
+        Ok(Lin {
+            w: self.tensor(&s.w, &[s.out, s.inp])?,
+            b: match &s.b {
+                Some(b) => Some(self.tensor(b, &[s.out])?),
+                None => None,
+            },
+        })
+    }
+
+    fn norm(&mut self, s: &NormSpec) -> Result<Norm> {
+        Ok(Norm {
+            gamma: self.tensor(&s.gamma, &[s.n])?,
+            beta: self.tensor(&s.beta, &[s.n])?,
+        })
+    }
+
+    /// Q, K and V as one `[3·out, inp]` matrix so attention needs one projection.
+    fn qkv(&mut self, l: &LayerSpec) -> Result<Lin> {
+        let key = format!("{}+{}+{}", l.q.w, l.k.w, l.v.w);
+        let parts = [&l.q, &l.k, &l.v];
+        let (out, inp) = (l.q.out, l.q.inp);
+        let w = match self.cache.get(&key) {
+            Some(b) => b.clone(),
+            None => {
+                let ts: Vec<_> = parts
+                    .iter()
+                    .map(|p| self.w.get(&p.w, &[out, inp]))
+                    .collect::<Result<_>>()?;
+                let joined = super::weights::HostTensor {
+                    name: key.clone(),
+                    dtype: if ts.iter().all(|t| t.dtype == ts[0].dtype) {
+                        ts[0].dtype
+                    } else {
+                        safetensors::Dtype::F32
+                    },
+                    shape: vec![3 * out, inp],
+                    bytes: if ts.iter().all(|t| t.dtype == ts[0].dtype) {
+                        ts.iter().flat_map(|t| t.bytes.iter().copied()).collect()
+                    } else {
+                        ts.iter()
+                            .flat_map(|t| bytemuck::cast_slice::<f32, u8>(&t.to_f32()).to_vec())
+                            .collect()
+                    },
+                };
+                let (dtype, bytes) = self.matrix_layout(&joined);
+                let b = WeightBuffer::upload(self.gpu, &key, &[3 * out, inp], dtype, &bytes)?;
+                self.cache.insert(key.clone(), b.clone());
+                b
+            }
+        };
+        let b = match (&l.q.b, &l.k.b, &l.v.b) {
+            (Some(q), Some(k), Some(v)) => {
+                let bkey = format!("{q}+{k}+{v}");
+                match self.cache.get(&bkey) {
+                    Some(b) => Some(b.clone()),
+                    None => {
+                        let mut all = vec![];
+                        for n in [q, k, v] {
+                            all.extend(self.w.get(n, &[out])?.to_f32());
+                        }
+                        let b = WeightBuffer::upload(
+                            self.gpu,
+                            &bkey,
+                            &[3 * out],
+                            DType::F32,
+                            bytemuck::cast_slice(&all),
+                        )?;
+                        self.cache.insert(bkey, b.clone());
+                        Some(b)
+                    }
+                }
+            }
+            _ => None,
+        };
+        Ok(Lin { w, b })
+    }
+}
+
+impl NetworkSpec {
+    /// Every (name, shape) the spec reads, for checking before any GPU work.
+    fn expected(&self) -> Vec<(String, Vec<usize>)> {
+        let mut v = vec![];
+        let lin = |v: &mut Vec<(String, Vec<usize>)>, l: &LinSpec| {
+            v.push((l.w.clone(), vec![l.out, l.inp]));
+            if let Some(b) = &l.b {
+                v.push((b.clone(), vec![l.out]));
+            }
+        };
+        let norm = |v: &mut Vec<(String, Vec<usize>)>, n: &NormSpec| {
+            v.push((n.gamma.clone(), vec![n.n]));
+            v.push((n.beta.clone(), vec![n.n]));
+        };
+        let e = &self.embeddings;
+        norm(&mut v, &e.norm);
+        if let Some(p) = &e.project {
+            lin(&mut v, p);
+        }
+        for l in &self.layers {
+            for x in [&l.q, &l.k, &l.v, &l.attn_out, &l.ff_in, &l.ff_out] {
+                lin(&mut v, x);
+            }
+            norm(&mut v, &l.attn_norm);
+            norm(&mut v, &l.out_norm);
+        }
+        match &self.head {
+            HeadSpec::Base => {}
+            HeadSpec::Classifier { dense, out } => {
+                if let Some((d, _)) = dense {
+                    lin(&mut v, d);
+                }
+                lin(&mut v, out);
+            }
+            HeadSpec::QuestionAnswering(l) => lin(&mut v, l),
+        }
+        v
+    }
+}
+
+impl Network {
+    /// Checks every tensor the spec names, then uploads them (shared names once).
+    pub fn load(
+        gpu: &Gpu,
+        cfg: &ModelConfig,
+        w: &Weights,
+        spec: &NetworkSpec,
+        table_shapes: [(usize, usize); 3],
+    ) -> Result<Network> {
+        let e = &spec.embeddings;
+        w.check(&e.word, &[table_shapes[0].0, table_shapes[0].1])?;
+        w.check(&e.position, &[table_shapes[1].0, table_shapes[1].1])?;
+        if let Some(t) = &e.token_type {
+            w.check(t, &[table_shapes[2].0, table_shapes[2].1])?;
+        }
+        for (name, shape) in spec.expected() {
+            w.check(&name, &shape)?;
+        }
+        let mut up = Uploader {
+            gpu,
+            w,
+            cache: HashMap::new(),
+            notes: vec![],
+        };
+        let word = up.tensor(&e.word, &[table_shapes[0].0, table_shapes[0].1])?;
+        let position = up.tensor(&e.position, &[table_shapes[1].0, table_shapes[1].1])?;
+        let token_type = match &e.token_type {
+            Some(t) => Some(up.tensor(t, &[table_shapes[2].0, table_shapes[2].1])?),
+            None => None,
+        };
+        // Tables share one dtype in the kernel: widen the small ones to match the word table.
+        let (position, token_type) = if word.dtype != position.dtype
+            || token_type.as_ref().is_some_and(|t| t.dtype != word.dtype)
+        {
+            let f = |name: &str, shape: [usize; 2]| -> Result<WeightBuffer> {
+                let t = w.get(name, &shape)?;
+                let (dtype, bytes) = if word.dtype == DType::F16 {
+                    let h: Vec<half::f16> =
+                        t.to_f32().iter().map(|x| half::f16::from_f32(*x)).collect();
+                    let mut b = bytemuck::cast_slice(&h).to_vec();
+                    b.resize(b.len().next_multiple_of(4), 0);
+                    (DType::F16, b)
+                } else {
+                    (DType::F32, bytemuck::cast_slice(&t.to_f32()).to_vec())
+                };
+                WeightBuffer::upload(gpu, name, &shape, dtype, &bytes)
+            };
+            (
+                f(&e.position, [table_shapes[1].0, table_shapes[1].1])?,
+                match &e.token_type {
+                    Some(t) => Some(f(t, [table_shapes[2].0, table_shapes[2].1])?),
+                    None => None,
+                },
+            )
+        } else {
+            (position, token_type)
+        };
+        let emb_norm = up.norm(&e.norm)?;
+        let project = match &e.project {
+            Some(p) => Some(up.lin(p)?),
+            None => None,
+        };
+        let mut by_name: HashMap<String, Arc<Layer>> = HashMap::new();
+        let mut layers = vec![];
+        for l in &spec.layers {
+            if let Some(shared) = by_name.get(&l.q.w) {
+                layers.push(shared.clone());
+                continue;
+            }
+            let layer = Arc::new(Layer {
+                qkv: up.qkv(l)?,
+                attn_out: up.lin(&l.attn_out)?,
+                attn_norm: up.norm(&l.attn_norm)?,
+                ff_in: up.lin(&l.ff_in)?,
+                ff_out: up.lin(&l.ff_out)?,
+                out_norm: up.norm(&l.out_norm)?,
+            });
+            by_name.insert(l.q.w.clone(), layer.clone());
+            layers.push(layer);
+        }
+        let head = match &spec.head {
+            HeadSpec::Base => Head::Base,
+            HeadSpec::Classifier { dense, out } => Head::Classifier {
+                dense: match dense {
+                    Some((d, a)) => Some((up.lin(d)?, *a)),
+                    None => None,
+                },
+                out: up.lin(out)?,
+            },
+            HeadSpec::QuestionAnswering(l) => Head::QuestionAnswering(up.lin(l)?),
+        };
+        gpu.check()?;
+        Ok(Network {
+            positions: e.positions,
+            word,
+            position,
+            token_type,
+            emb_norm,
+            emb_dim: e.dim,
+            project,
+            layers,
+            head,
+            hidden: cfg.hidden_size,
+            heads: cfg.num_heads,
+            act: cfg.act,
+            eps: cfg.layer_norm_eps,
+            notes: up.notes,
+        })
+    }
+
+    /// Logits per row: `num_labels` for classification, 2 per token (start, end) for QA.
+    pub fn logits_per_token(&self) -> Option<usize> {
+        match self.head {
+            Head::QuestionAnswering(_) => Some(2),
+            _ => None,
+        }
+    }
+
+    /// The forward pass for a `[batch, seq]` input as a graph.
+    pub fn build_graph(
+        &self,
+        g: &mut GraphBuilder,
+        batch: usize,
+        seq: usize,
+        capture_hidden: bool,
+    ) -> Result<GraphIo> {
+        if seq == 0 || batch == 0 {
+            return Err(Error::Input("empty batch".into()));
+        }
+        let tokens = batch * seq;
+        let idx = g.input("idx", &[3, tokens], DType::U32);
+        let mask = g.input("mask", &[batch, seq], DType::F32);
+        let word = g.weight(&self.word);
+        let pos = g.weight(&self.position);
+        let typ = self.token_type.as_ref().map(|t| g.weight(t));
+        let (eg, eb) = (g.weight(&self.emb_norm.gamma), g.weight(&self.emb_norm.beta));
+        let mut x = g.embedding(
+            "embeddings",
+            idx,
+            word,
+            pos,
+            typ,
+            eg,
+            eb,
+            self.eps,
+            &[batch, seq, self.emb_dim],
+        )?;
+        if let Some(p) = &self.project {
+            let (w, b) = self.lin_ids(g, p);
+            x = g.linear("embeddings.project", x, w, b, Act::Identity)?;
+        }
+        let mut hidden = vec![x];
+        for (i, l) in self.layers.iter().enumerate() {
+            let name = format!("layer{i}");
+            let (w, b) = self.lin_ids(g, &l.qkv);
+            let qkv = g.linear(&format!("{name}.qkv"), x, w, b, Act::Identity)?;
+            let ctx = g.attention(&format!("{name}.attention"), qkv, mask, self.heads)?;
+            let (w, b) = self.lin_ids(g, &l.attn_out);
+            let a = g.linear(&format!("{name}.attn_out"), ctx, w, b, Act::Identity)?;
+            let (ng, nb) = (g.weight(&l.attn_norm.gamma), g.weight(&l.attn_norm.beta));
+            let h = g.layer_norm(&format!("{name}.attn_norm"), a, Some(x), ng, nb, self.eps)?;
+            let (w, b) = self.lin_ids(g, &l.ff_in);
+            let f = g.linear(&format!("{name}.ff_in"), h, w, b, self.act)?;
+            let (w, b) = self.lin_ids(g, &l.ff_out);
+            let f = g.linear(&format!("{name}.ff_out"), f, w, b, Act::Identity)?;
+            let (ng, nb) = (g.weight(&l.out_norm.gamma), g.weight(&l.out_norm.beta));
+            x = g.layer_norm(&format!("{name}.out_norm"), f, Some(h), ng, nb, self.eps)?;
+            hidden.push(x);
+        }
+        let logits = match &self.head {
+            Head::Base => None,
+            Head::Classifier { dense, out } => {
+                let (w, b) = self.lin_ids(g, out);
+                Some(match dense {
+                    Some((d, act)) => {
+                        let (dw, db) = self.lin_ids(g, d);
+                        let p = g.linear_first_token("head.dense", x, dw, db, *act)?;
+                        g.linear("head.out", p, w, b, Act::Identity)?
+                    }
+                    None => g.linear_first_token("head.out", x, w, b, Act::Identity)?,
+                })
+            }
+            Head::QuestionAnswering(l) => {
+                let (w, b) = self.lin_ids(g, l);
+                Some(g.linear("head.qa", x, w, b, Act::Identity)?)
+            }
+        };
+        g.output(x);
+        if capture_hidden {
+            for h in &hidden {
+                g.output(*h);
+            }
+        }
+        if let Some(l) = logits {
+            g.output(l);
+        }
+        Ok(GraphIo {
+            idx,
+            mask,
+            hidden: if capture_hidden { hidden } else { vec![] },
+            last_hidden: x,
+            logits,
+        })
+    }
+
+    fn lin_ids(&self, g: &mut GraphBuilder, l: &Lin) -> (TensorId, Option<TensorId>) {
+        (g.weight(&l.w), l.b.as_ref().map(|b| g.weight(b)))
+    }
+}

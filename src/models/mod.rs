@@ -1,0 +1,341 @@
+//! Models loaded from a Hugging Face folder (`config.json`, `model.safetensors`), run as cached
+//! command graphs.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use wgformer::{Gpu, GpuOptions, models::{Model, Sequence}};
+//! let gpu = Arc::new(Gpu::new(&GpuOptions::default())?);
+//! let model = Model::load("path/to/minilm-sst2".as_ref(), &gpu)?;
+//! let out = model.forward(&[Sequence::new(vec![101, 1037, 9882, 102])])?;
+//! println!("logits {:?}", out.logits[0]);
+//! # Ok::<(), wgformer::Error>(())
+//! ```
+
+pub mod bert;
+pub mod config;
+pub mod distilbert;
+pub mod encoder;
+pub mod weights;
+
+use crate::gpu::Gpu;
+use crate::graph::{Graph, GraphBuilder, PlanReport, RunStats};
+use crate::{Error, Result};
+use config::{Family, ModelConfig};
+use encoder::{GraphIo, Network, Positions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use weights::Weights;
+
+/// One tokenized sequence (unpadded). `type_ids` may be empty (all zeros).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Sequence {
+    pub ids: Vec<u32>,
+    pub type_ids: Vec<u32>,
+}
+
+impl Sequence {
+    pub fn new(ids: Vec<u32>) -> Sequence {
+        Sequence {
+            ids,
+            type_ids: vec![],
+        }
+    }
+}
+
+/// What one forward pass returns, per row, unpadded.
+#[derive(Clone, Debug)]
+pub struct Output {
+    pub lens: Vec<usize>,
+    pub hidden_size: usize,
+    /// Last hidden state per row: `len × hidden`, row-major.
+    pub last_hidden: Vec<Vec<f32>>,
+    /// With [`Model::forward_with_hidden`]: `[state][row]`, state 0 the embeddings output.
+    pub hidden_states: Vec<Vec<Vec<f32>>>,
+    /// Classification: `num_labels` per row. QA: `2 × len` per row, start and end interleaved.
+    pub logits: Vec<Vec<f32>>,
+}
+
+impl Output {
+    /// Start and end logits of a QA row.
+    pub fn qa_logits(&self, row: usize) -> (Vec<f32>, Vec<f32>) {
+        let l = &self.logits[row];
+        (
+            l.iter().step_by(2).copied().collect(),
+            l.iter().skip(1).step_by(2).copied().collect(),
+        )
+    }
+}
+
+struct CachedGraph {
+    key: (usize, usize, bool),
+    graph: Graph,
+    io: GraphIo,
+}
+
+/// A model on the GPU. Graphs are built once per (batch, sequence bucket) and replayed.
+pub struct Model {
+    pub config: ModelConfig,
+    pub dir: PathBuf,
+    gpu: Arc<Gpu>,
+    net: Network,
+    graphs: Mutex<Vec<Arc<CachedGraph>>>,
+    builds: AtomicU64,
+    /// Stored dtype(s) and parameter count, for reports.
+    pub weights_dtype: String,
+    pub parameters: usize,
+}
+
+const GRAPH_CACHE: usize = 12;
+
+impl Model {
+    /// Loads `dir` (config.json + model.safetensors), checking every tensor before uploading.
+    pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Model> {
+        if !dir.is_dir() {
+            return Err(Error::model(
+                dir,
+                "not a folder; pass a Hugging Face model folder (config.json, model.safetensors, tokenizer.json)",
+            ));
+        }
+        let config = ModelConfig::load(dir)?;
+        let (spec, prefixes) = match config.family {
+            Family::Bert => (bert::spec(&config), bert::PREFIXES),
+            Family::DistilBert => (distilbert::spec(&config), distilbert::PREFIXES),
+            other => {
+                return Err(Error::model(
+                    dir,
+                    format!("{other:?} models are not supported yet; supported: bert, distilbert"),
+                ))
+            }
+        };
+        let w = Weights::open(dir, prefixes)?;
+        let e = config.embedding_size;
+        let tables = [
+            (config.vocab_size, e),
+            (config.max_positions, e),
+            (config.type_vocab_size, e),
+        ];
+        let net = Network::load(gpu, &config, &w, &spec, tables)?;
+        Ok(Model {
+            weights_dtype: w.dtype_summary(),
+            parameters: w.parameter_count(),
+            config,
+            dir: dir.to_path_buf(),
+            gpu: gpu.clone(),
+            net,
+            graphs: Mutex::new(vec![]),
+            builds: AtomicU64::new(0),
+        })
+    }
+
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    /// Notes from loading (e.g. a table stored as f16 to fit the adapter).
+    pub fn notes(&self) -> &[String] {
+        &self.net.notes
+    }
+
+    /// How many graphs were built so far (a replay builds none).
+    pub fn graph_builds(&self) -> u64 {
+        self.builds.load(Ordering::Relaxed)
+    }
+
+    /// The longest sequence the model's position table allows.
+    pub fn max_sequence(&self) -> usize {
+        self.config.max_sequence()
+    }
+
+    /// Sequences are padded to a bucket so graphs are shared between nearby lengths; padding is
+    /// masked and changes no number of the real tokens.
+    pub fn bucket(&self, len: usize) -> usize {
+        let b = if len <= 16 {
+            len.next_multiple_of(4)
+        } else {
+            len.next_multiple_of(16)
+        };
+        b.min(self.max_sequence()).max(len)
+    }
+
+    /// The most rows of `seq` tokens one graph can hold within the adapter's binding limit.
+    pub fn max_batch(&self, seq: usize) -> usize {
+        let c = &self.config;
+        let widest = (c.intermediate_size).max(3 * c.hidden_size).max(c.embedding_size);
+        let per_row = (seq * widest * 4) as u64;
+        let limit = self.gpu.limits.max_storage_buffer_binding_size as u64;
+        ((limit / per_row.max(1)) as usize).max(1)
+    }
+
+    /// Runs the model on `rows` (padded to a common bucketed length inside).
+    pub fn forward(&self, rows: &[Sequence]) -> Result<Output> {
+        self.run(rows, false)
+    }
+
+    /// As [`forward`](Self::forward), also returning every layer's hidden states.
+    pub fn forward_with_hidden(&self, rows: &[Sequence]) -> Result<Output> {
+        self.run(rows, true)
+    }
+
+    /// The plan and replay counters of the graph for this shape, if built.
+    pub fn graph_report(&self, batch: usize, seq: usize) -> Option<(PlanReport, RunStats, usize)> {
+        let key = (batch, self.bucket(seq), false);
+        let graphs = self.graphs.lock().unwrap();
+        graphs.iter().find(|c| c.key == key).map(|c| {
+            (
+                *c.graph.plan(),
+                c.graph.stats(),
+                c.graph.node_count(),
+            )
+        })
+    }
+
+    fn graph(&self, batch: usize, seq: usize, capture: bool) -> Result<Arc<CachedGraph>> {
+        let key = (batch, seq, capture);
+        {
+            let mut graphs = self.graphs.lock().unwrap();
+            if let Some(i) = graphs.iter().position(|c| c.key == key) {
+                let c = graphs.remove(i);
+                graphs.push(c.clone());
+                return Ok(c);
+            }
+        }
+        let mut g = GraphBuilder::new(&self.gpu);
+        let io = self.net.build_graph(&mut g, batch, seq, capture)?;
+        let graph = g.build()?;
+        self.builds.fetch_add(1, Ordering::Relaxed);
+        let c = Arc::new(CachedGraph { key, graph, io });
+        let mut graphs = self.graphs.lock().unwrap();
+        if graphs.len() >= GRAPH_CACHE {
+            graphs.remove(0);
+        }
+        graphs.push(c.clone());
+        Ok(c)
+    }
+
+    fn validate(&self, rows: &[Sequence]) -> Result<usize> {
+        if rows.is_empty() {
+            return Err(Error::Input("no sequences to run".into()));
+        }
+        let c = &self.config;
+        let mut longest = 0;
+        for (r, s) in rows.iter().enumerate() {
+            if s.ids.is_empty() {
+                return Err(Error::Input(format!("row {r} has no tokens")));
+            }
+            if s.ids.len() > self.max_sequence() {
+                return Err(Error::Input(format!(
+                    "row {r} has {} tokens; this model embeds at most {} positions: truncate the input",
+                    s.ids.len(),
+                    self.max_sequence()
+                )));
+            }
+            if let Some(bad) = s.ids.iter().find(|&&i| i as usize >= c.vocab_size) {
+                return Err(Error::Input(format!(
+                    "row {r}: token id {bad} is outside the vocabulary of {} (wrong tokenizer for this model?)",
+                    c.vocab_size
+                )));
+            }
+            if !s.type_ids.is_empty() {
+                if s.type_ids.len() != s.ids.len() {
+                    return Err(Error::Input(format!(
+                        "row {r}: {} token type ids for {} tokens",
+                        s.type_ids.len(),
+                        s.ids.len()
+                    )));
+                }
+                let limit = c.type_vocab_size.max(1);
+                if let Some(bad) = s.type_ids.iter().find(|&&t| t as usize >= limit) {
+                    return Err(Error::Input(format!(
+                        "row {r}: token type id {bad} but the model has {limit} token type(s)"
+                    )));
+                }
+            }
+            longest = longest.max(s.ids.len());
+        }
+        Ok(longest)
+    }
+
+    fn run(&self, rows: &[Sequence], capture: bool) -> Result<Output> {
+        let longest = self.validate(rows)?;
+        let seq = self.bucket(longest);
+        let batch = rows.len();
+        let c = self.graph(batch, seq, capture)?;
+        let (idx, mask) = self.inputs(rows, seq);
+        let out = c.graph.run(
+            &self.gpu,
+            &[
+                (c.io.idx, bytemuck::cast_slice(&idx)),
+                (c.io.mask, bytemuck::cast_slice(&mask)),
+            ],
+        )?;
+        let h = *c.graph.tensor(c.io.last_hidden).shape.last().unwrap();
+        let lens: Vec<usize> = rows.iter().map(|r| r.ids.len()).collect();
+        let unpad = |flat: &[f32], width: usize| -> Vec<Vec<f32>> {
+            lens.iter()
+                .enumerate()
+                .map(|(r, &len)| flat[r * seq * width..(r * seq + len) * width].to_vec())
+                .collect()
+        };
+        let last_hidden = unpad(&out.f32(c.io.last_hidden)?, h);
+        let mut hidden_states = vec![];
+        for t in &c.io.hidden {
+            let w = *c.graph.tensor(*t).shape.last().unwrap();
+            hidden_states.push(unpad(&out.f32(*t)?, w));
+        }
+        let logits = match c.io.logits {
+            None => vec![vec![]; batch],
+            Some(t) => {
+                let flat = out.f32(t)?;
+                match self.net.logits_per_token() {
+                    Some(k) => unpad(&flat, k),
+                    None => {
+                        let n = self.config.num_labels();
+                        flat.chunks(n).map(<[f32]>::to_vec).collect()
+                    }
+                }
+            }
+        };
+        Ok(Output {
+            lens,
+            hidden_size: h,
+            last_hidden,
+            hidden_states,
+            logits,
+        })
+    }
+
+    /// The graph inputs: `[ids | positions | types]` and the additive mask.
+    fn inputs(&self, rows: &[Sequence], seq: usize) -> (Vec<u32>, Vec<f32>) {
+        let n = rows.len() * seq;
+        let pad = self.config.pad_token_id as u32;
+        let mut idx = vec![0u32; 3 * n];
+        let mut mask = vec![f32::MIN; n];
+        for (r, s) in rows.iter().enumerate() {
+            for t in 0..seq {
+                let i = r * seq + t;
+                let real = t < s.ids.len();
+                idx[i] = if real { s.ids[t] } else { pad };
+                idx[n + i] = match self.net.positions {
+                    Positions::Absolute => t as u32,
+                    Positions::AfterPadding { pad } => {
+                        if real {
+                            pad + 1 + t as u32
+                        } else {
+                            pad
+                        }
+                    }
+                };
+                idx[2 * n + i] = if real {
+                    s.type_ids.get(t).copied().unwrap_or(0)
+                } else {
+                    0
+                };
+                if real {
+                    mask[i] = 0.0;
+                }
+            }
+        }
+        (idx, mask)
+    }
+}
