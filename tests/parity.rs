@@ -36,16 +36,24 @@ fn task_models_match_hidden_states_layer_by_layer() {
         let batched = model.forward_with_hidden(&rows).unwrap();
         for (r, (case, row)) in cases.iter().zip(&rows).enumerate() {
             let n = case["case"].as_u64().unwrap();
-            let alone = model.forward_with_hidden(std::slice::from_ref(row)).unwrap();
+            let alone = model
+                .forward_with_hidden(std::slice::from_ref(row))
+                .unwrap();
             let layers = case["hidden_layers"].as_u64().unwrap() as usize;
             assert_eq!(alone.hidden_states.len(), layers);
             for k in 0..layers {
                 let (_, want) = golden.get(&format!("case{n}.hidden.{k}"));
                 let d = max_abs(&alone.hidden_states[k][0], &want);
-                assert!(d < TOL, "{model_name} case {n} hidden {k}: max |diff| {d:e}");
+                assert!(
+                    d < TOL,
+                    "{model_name} case {n} hidden {k}: max |diff| {d:e}"
+                );
                 // Batched with rows of other lengths: the same numbers.
                 let db = max_abs(&batched.hidden_states[k][r], &alone.hidden_states[k][0]);
-                assert!(db < 1e-5, "{model_name} case {n} hidden {k}: batched differs by {db:e}");
+                assert!(
+                    db < 1e-5,
+                    "{model_name} case {n} hidden {k}: batched differs by {db:e}"
+                );
             }
             if model_name == "distilminilm-squad" {
                 let (start, end) = alone.qa_logits(0);
@@ -78,7 +86,12 @@ fn tiny_parity(name: &str) {
         .find(|c| c["model"] == name)
         .unwrap_or_else(|| panic!("{name} not in tiny-golden.json"));
     let model = Model::load(&dir.join(name), &gpu).unwrap();
-    let masks: Vec<Vec<u32>> = case["attention_mask"].as_array().unwrap().iter().map(ids).collect();
+    let masks: Vec<Vec<u32>> = case["attention_mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
     let rows: Vec<Sequence> = case["input_ids"]
         .as_array()
         .unwrap()
@@ -99,7 +112,11 @@ fn tiny_parity(name: &str) {
         .collect();
     let out = model.forward_with_hidden(&rows).unwrap();
     let layers = case["hidden_layers"].as_u64().unwrap() as usize;
-    assert_eq!(out.hidden_states.len(), layers, "{name}: hidden state count");
+    assert_eq!(
+        out.hidden_states.len(),
+        layers,
+        "{name}: hidden state count"
+    );
     for k in 0..layers {
         let (shape, want) = golden.get(&format!("{name}.hidden.{k}"));
         let (seq, h) = (shape[1], shape[2]);

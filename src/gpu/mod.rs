@@ -57,6 +57,9 @@ pub struct GpuOptions {
     pub backend: BackendChoice,
     /// An index into `wgformer devices`' list, or a case-insensitive substring of the adapter name.
     pub adapter: Option<String>,
+    /// Do not request SHADER_F16 even where the adapter has it: f16 weights are then unpacked
+    /// from u32 pairs (a workaround for drivers with faulty f16 support).
+    pub no_f16: bool,
 }
 
 /// What `wgformer devices` shows for one adapter.
@@ -184,15 +187,18 @@ impl Gpu {
             None => adapters.into_iter().next().unwrap(),
             Some(sel) => pick(adapters, sel)?,
         };
-        Self::from_adapter(adapter)
+        Self::from_adapter(adapter, opts.no_f16)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter) -> Result<Gpu> {
+    fn from_adapter(adapter: wgpu::Adapter, no_f16: bool) -> Result<Gpu> {
         let info = adapter.get_info();
         let have = adapter.features();
-        let want = WANTED
+        let mut want = WANTED
             .iter()
             .fold(wgpu::Features::empty(), |acc, (f, _)| acc | *f);
+        if no_f16 {
+            want.remove(wgpu::Features::SHADER_F16);
+        }
         let required_features = have & want;
         let limits = adapter.limits();
         if limits.max_compute_invocations_per_workgroup < 256
@@ -404,23 +410,33 @@ fn pick(adapters: Vec<wgpu::Adapter>, sel: &str) -> Result<wgpu::Adapter> {
 #[doc(hidden)]
 pub fn test_gpu() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
-    GPU.get_or_init(|| {
-        let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
-        let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)
-            .unwrap_or_else(|e| panic!("WGFORMER_TEST_BACKEND={name}: {e}"));
-        let opts = GpuOptions {
-            backend,
-            adapter: std::env::var("WGFORMER_TEST_ADAPTER").ok(),
-        };
-        match Gpu::new(&opts) {
-            Ok(g) => {
-                eprintln!("tests run on {}", g.describe());
-                Arc::new(g)
-            }
-            Err(e) => panic!(
-                "tests need a {name} adapter and found none: {e}. \
-                 (Set WGFORMER_TEST_BACKEND=metal|dx12|gl|auto to test another backend.)"
-            ),
+    GPU.get_or_init(|| open_test_gpu(false))
+}
+
+/// A second test device without SHADER_F16, so the packed-f16 kernel variants are tested too.
+#[doc(hidden)]
+pub fn test_gpu_packed_f16() -> &'static Arc<Gpu> {
+    static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| open_test_gpu(true))
+}
+
+fn open_test_gpu(no_f16: bool) -> Arc<Gpu> {
+    let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
+    let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)
+        .unwrap_or_else(|e| panic!("WGFORMER_TEST_BACKEND={name}: {e}"));
+    let opts = GpuOptions {
+        backend,
+        adapter: std::env::var("WGFORMER_TEST_ADAPTER").ok(),
+        no_f16,
+    };
+    match Gpu::new(&opts) {
+        Ok(g) => {
+            eprintln!("tests run on {}", g.describe());
+            Arc::new(g)
         }
-    })
+        Err(e) => panic!(
+            "tests need a {name} adapter and found none: {e}. \
+                 (Set WGFORMER_TEST_BACKEND=metal|dx12|gl|auto to test another backend.)"
+        ),
+    }
 }

@@ -108,7 +108,9 @@ impl<'g> GraphBuilder<'g> {
     ) -> Result<TensorId> {
         let ws = self.shape(w).to_vec();
         if ws.len() != 2 {
-            return Err(Error::Graph(format!("{label}: weight must be 2-D, is {ws:?}")));
+            return Err(Error::Graph(format!(
+                "{label}: weight must be 2-D, is {ws:?}"
+            )));
         }
         let (n, k) = (ws[0], ws[1]);
         self.expect_dim(x, k, label)?;
@@ -359,7 +361,10 @@ impl<'g> GraphBuilder<'g> {
             self.node(
                 format!("{label}.softmax"),
                 call,
-                vec![Arg::T(scores, Access::ReadWrite), Arg::T(mask, Access::Read)],
+                vec![
+                    Arg::T(scores, Access::ReadWrite),
+                    Arg::T(mask, Access::Read),
+                ],
             );
             let pv = Matmul {
                 m: seq,

@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(rep.total_activation_bytes, 1400);
         assert_eq!(sizes.len(), 2);
         for (i, o) in [(0, 1), (1, 2), (2, 3)] {
-            assert_ne!(slot[i], slot[o], "node {i}->{o} aliases its input and output");
+            assert_ne!(
+                slot[i], slot[o],
+                "node {i}->{o} aliases its input and output"
+            );
         }
         assert!(rep.planned_activation_bytes < rep.total_activation_bytes);
     }

@@ -44,7 +44,9 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
             dense: Some((LinSpec::new("bert.pooler.dense", h, h), Act::Tanh)),
             out: LinSpec::new("classifier", cfg.num_labels(), h),
         },
-        HeadKind::QuestionAnswering => HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h)),
+        HeadKind::QuestionAnswering => {
+            HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
+        }
     };
     NetworkSpec {
         embeddings: embeddings("bert.embeddings", h, Positions::Absolute),

@@ -101,13 +101,25 @@ impl ModelConfig {
             }
             Err(format!("config.json has no `{}`", keys[0]))
         };
-        let opt_usize = |k: &str, d: usize| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as usize);
+        let opt_usize =
+            |k: &str, d: usize| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as usize);
         let distil = family == Family::DistilBert;
         let hidden_size = usize_of(if distil { &["dim"] } else { &["hidden_size"] })?;
-        let num_heads = usize_of(if distil { &["n_heads"] } else { &["num_attention_heads"] })?;
-        let num_layers = usize_of(if distil { &["n_layers"] } else { &["num_hidden_layers"] })?;
-        let intermediate_size =
-            usize_of(if distil { &["hidden_dim"] } else { &["intermediate_size"] })?;
+        let num_heads = usize_of(if distil {
+            &["n_heads"]
+        } else {
+            &["num_attention_heads"]
+        })?;
+        let num_layers = usize_of(if distil {
+            &["n_layers"]
+        } else {
+            &["num_hidden_layers"]
+        })?;
+        let intermediate_size = usize_of(if distil {
+            &["hidden_dim"]
+        } else {
+            &["intermediate_size"]
+        })?;
         let act_name = v
             .get(if distil { "activation" } else { "hidden_act" })
             .and_then(Value::as_str)
@@ -212,7 +224,10 @@ mod tests {
         let bert = ModelConfig::load(&Path::new(shared).join("minilm-sst2")).unwrap();
         assert_eq!(bert.family, Family::Bert);
         assert_eq!(bert.head, HeadKind::SequenceClassification);
-        assert_eq!((bert.hidden_size, bert.num_heads, bert.num_layers), (384, 12, 6));
+        assert_eq!(
+            (bert.hidden_size, bert.num_heads, bert.num_layers),
+            (384, 12, 6)
+        );
         assert_eq!(bert.intermediate_size, 1536);
         assert_eq!(bert.id2label, ["NEGATIVE", "POSITIVE"]);
         assert_eq!(bert.type_vocab_size, 2);
@@ -226,12 +241,19 @@ mod tests {
 
     #[test]
     fn unknown_model_type_and_architecture_are_named() {
-        let e = ModelConfig::from_json(&serde_json::json!({"model_type": "deberta-v2"})).unwrap_err();
-        assert!(e.contains("deberta-v2") && e.contains("supported: bert"), "{e}");
+        let e =
+            ModelConfig::from_json(&serde_json::json!({"model_type": "deberta-v2"})).unwrap_err();
+        assert!(
+            e.contains("deberta-v2") && e.contains("supported: bert"),
+            "{e}"
+        );
         let e = ModelConfig::from_json(&serde_json::json!({
             "model_type": "bert", "architectures": ["BertForTokenClassification"]
         }))
         .unwrap_err();
-        assert!(e.contains("BertForTokenClassification") && e.contains("ForQuestionAnswering"), "{e}");
+        assert!(
+            e.contains("BertForTokenClassification") && e.contains("ForQuestionAnswering"),
+            "{e}"
+        );
     }
 }

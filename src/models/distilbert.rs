@@ -31,7 +31,9 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
             dense: Some((LinSpec::new("pre_classifier", h, h), Act::Relu)),
             out: LinSpec::new("classifier", cfg.num_labels(), h),
         },
-        HeadKind::QuestionAnswering => HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h)),
+        HeadKind::QuestionAnswering => {
+            HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
+        }
     };
     NetworkSpec {
         embeddings: EmbeddingSpec {

@@ -124,10 +124,7 @@ struct Layer {
 
 enum Head {
     Base,
-    Classifier {
-        dense: Option<(Lin, Act)>,
-        out: Lin,
-    },
+    Classifier { dense: Option<(Lin, Act)>, out: Lin },
     QuestionAnswering(Lin),
 }
 
@@ -460,7 +457,10 @@ impl Network {
         let word = g.weight(&self.word);
         let pos = g.weight(&self.position);
         let typ = self.token_type.as_ref().map(|t| g.weight(t));
-        let (eg, eb) = (g.weight(&self.emb_norm.gamma), g.weight(&self.emb_norm.beta));
+        let (eg, eb) = (
+            g.weight(&self.emb_norm.gamma),
+            g.weight(&self.emb_norm.beta),
+        );
         let mut x = g.embedding(
             "embeddings",
             idx,

@@ -161,7 +161,9 @@ impl Model {
     /// The most rows of `seq` tokens one graph can hold within the adapter's binding limit.
     pub fn max_batch(&self, seq: usize) -> usize {
         let c = &self.config;
-        let widest = (c.intermediate_size).max(3 * c.hidden_size).max(c.embedding_size);
+        let widest = (c.intermediate_size)
+            .max(3 * c.hidden_size)
+            .max(c.embedding_size);
         let per_row = (seq * widest * 4) as u64;
         let limit = self.gpu.limits.max_storage_buffer_binding_size as u64;
         ((limit / per_row.max(1)) as usize).max(1)
@@ -181,13 +183,10 @@ impl Model {
     pub fn graph_report(&self, batch: usize, seq: usize) -> Option<(PlanReport, RunStats, usize)> {
         let key = (batch, self.bucket(seq), false);
         let graphs = self.graphs.lock().unwrap();
-        graphs.iter().find(|c| c.key == key).map(|c| {
-            (
-                *c.graph.plan(),
-                c.graph.stats(),
-                c.graph.node_count(),
-            )
-        })
+        graphs
+            .iter()
+            .find(|c| c.key == key)
+            .map(|c| (*c.graph.plan(), c.graph.stats(), c.graph.node_count()))
     }
 
     fn graph(&self, batch: usize, seq: usize, capture: bool) -> Result<Arc<CachedGraph>> {

@@ -70,7 +70,8 @@ impl Weights {
             };
             return Err(Error::model(dir, format!("no model.safetensors{hint}")));
         }
-        let file = std::fs::File::open(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
+        let file =
+            std::fs::File::open(&path).map_err(|e| Error::io(path.display().to_string(), e))?;
         // SAFETY: the file is opened read-only and not modified while mapped by this process.
         let mmap = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| Error::io(path.display().to_string(), e))?;

@@ -95,39 +95,60 @@ mod tests {
 
     #[test]
     fn embedding_gather_layer_norm_matches_reference() {
-        let gpu = crate::gpu::test_gpu();
         let (vocab, npos, ntype) = (101, 40, 2);
         for &(tokens, dim) in &[(1, 7), (7, 33), (33, 384), (129, 768)] {
             for (dt, types) in [(DType::F32, true), (DType::F16, false), (DType::F16, true)] {
-                let round = |v: Vec<f32>| if dt == DType::F16 { testing::round_f16(&v) } else { v };
-                let word = round(testing::random(vocab * dim, 1, 1.0));
-                let post = round(testing::random(npos * dim, 2, 1.0));
-                let typt = round(testing::random(ntype * dim, 3, 1.0));
-                let g = testing::random(dim, 4, 1.0);
-                let b = testing::random(dim, 5, 1.0);
-                let ids: Vec<u32> = (0..tokens).map(|t| ((t * 37 + 11) % vocab) as u32).collect();
-                let pos: Vec<u32> = (0..tokens).map(|t| (t % npos) as u32).collect();
-                let tt: Vec<u32> = (0..tokens).map(|t| (t % 3 == 0) as u32).collect();
-                let idx = [ids.clone(), pos.clone(), tt.clone()].concat();
-                let e = Embedding { tokens, dim, token_types: types, eps: 1e-12, table_dtype: dt };
-                let wrap = |v: &Vec<f32>| if dt == DType::F16 { Buf::F16(v.clone()) } else { Buf::F32(v.clone()) };
-                let call = e.call(gpu).unwrap();
-                let out = testing::run(
-                    gpu,
-                    &call,
-                    &[
-                        Buf::U32(idx),
-                        wrap(&word),
-                        wrap(&post),
-                        wrap(&typt),
-                        Buf::F32(g.clone()),
-                        Buf::F32(b.clone()),
-                        Buf::Poison(tokens * dim),
-                    ],
-                );
-                let r = e.reference(&ids, &pos, &tt, &word, &post, &typt, &g, &b);
-                let err = testing::rel_err(&out[6], &r);
-                assert!(err < 1e-5, "{e:?}: relative error {err:e}");
+                for gpu in testing::gpus_for(dt) {
+                    let round = |v: Vec<f32>| {
+                        if dt == DType::F16 {
+                            testing::round_f16(&v)
+                        } else {
+                            v
+                        }
+                    };
+                    let word = round(testing::random(vocab * dim, 1, 1.0));
+                    let post = round(testing::random(npos * dim, 2, 1.0));
+                    let typt = round(testing::random(ntype * dim, 3, 1.0));
+                    let g = testing::random(dim, 4, 1.0);
+                    let b = testing::random(dim, 5, 1.0);
+                    let ids: Vec<u32> = (0..tokens)
+                        .map(|t| ((t * 37 + 11) % vocab) as u32)
+                        .collect();
+                    let pos: Vec<u32> = (0..tokens).map(|t| (t % npos) as u32).collect();
+                    let tt: Vec<u32> = (0..tokens).map(|t| (t % 3 == 0) as u32).collect();
+                    let idx = [ids.clone(), pos.clone(), tt.clone()].concat();
+                    let e = Embedding {
+                        tokens,
+                        dim,
+                        token_types: types,
+                        eps: 1e-12,
+                        table_dtype: dt,
+                    };
+                    let wrap = |v: &Vec<f32>| {
+                        if dt == DType::F16 {
+                            Buf::F16(v.clone())
+                        } else {
+                            Buf::F32(v.clone())
+                        }
+                    };
+                    let call = e.call(gpu).unwrap();
+                    let out = testing::run(
+                        gpu,
+                        &call,
+                        &[
+                            Buf::U32(idx),
+                            wrap(&word),
+                            wrap(&post),
+                            wrap(&typt),
+                            Buf::F32(g.clone()),
+                            Buf::F32(b.clone()),
+                            Buf::Poison(tokens * dim),
+                        ],
+                    );
+                    let r = e.reference(&ids, &pos, &tt, &word, &post, &typt, &g, &b);
+                    let err = testing::rel_err(&out[6], &r);
+                    assert!(err < 1e-5, "{e:?}: relative error {err:e}");
+                }
             }
         }
     }

@@ -75,7 +75,12 @@ mod tests {
             let b = testing::random(n, 3, 0.5);
             for residual in [false, true] {
                 for eps in [1e-12f32, 1e-5] {
-                    let ln = LayerNorm { rows, n, eps, residual };
+                    let ln = LayerNorm {
+                        rows,
+                        n,
+                        eps,
+                        residual,
+                    };
                     let call = ln.call(gpu).unwrap();
                     let out = testing::run(
                         gpu,

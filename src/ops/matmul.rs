@@ -183,7 +183,12 @@ mod tests {
     use crate::ops::testing::{self, Buf};
 
     fn check(mm: Matmul, a_len: usize, b_len: usize, c_len: usize, seed: u64) {
-        let gpu = crate::gpu::test_gpu();
+        for gpu in testing::gpus_for(mm.b_dtype) {
+            check_on(gpu, mm, a_len, b_len, c_len, seed);
+        }
+    }
+
+    fn check_on(gpu: &Gpu, mm: Matmul, a_len: usize, b_len: usize, c_len: usize, seed: u64) {
         let a = testing::random(a_len, seed, 1.0);
         let mut b = testing::random(b_len, seed + 1, 1.0);
         let mut bias = testing::random(mm.n, seed + 2, 1.0);

@@ -72,12 +72,24 @@ mod tests {
     #[test]
     fn softmax_matches_reference_with_and_without_mask() {
         let gpu = crate::gpu::test_gpu();
-        for &(rows, len, per) in &[(1, 1, 1), (7, 33, 7), (36, 129, 12), (5, 384, 5), (2, 1536, 1)] {
+        for &(rows, len, per) in &[
+            (1, 1, 1),
+            (7, 33, 7),
+            (36, 129, 12),
+            (5, 384, 5),
+            (2, 1536, 1),
+        ] {
             // Large logits: a naive exp would overflow.
             let x = testing::random(rows * len, len as u64, 60.0);
             let groups = rows / per;
             let mask: Vec<f32> = (0..groups * len)
-                .map(|i| if i % len < len - (i / len) % len.max(2) / 2 { 0.0 } else { f32::MIN })
+                .map(|i| {
+                    if i % len < len - (i / len) % len.max(2) / 2 {
+                        0.0
+                    } else {
+                        f32::MIN
+                    }
+                })
                 .collect();
             for has_mask in [false, true] {
                 let sm = Softmax {
@@ -91,7 +103,8 @@ mod tests {
                 // Poison check: the kernel reads x, so poison cannot be used; instead every
                 // element must change from its (non-probability) input.
                 let call = sm.call(gpu).unwrap();
-                let out = testing::run(gpu, &call, &[Buf::F32(xin.clone()), Buf::F32(mask.clone())]);
+                let out =
+                    testing::run(gpu, &call, &[Buf::F32(xin.clone()), Buf::F32(mask.clone())]);
                 let r = sm.reference(&x, Some(&mask));
                 let err = testing::rel_err(&out[0], &r);
                 assert!(err < 1e-5, "{sm:?}: relative error {err:e}");

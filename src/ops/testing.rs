@@ -1,6 +1,6 @@
 //! Test helpers: run one KernelCall on fresh buffers, seeded random data, error norms.
 
-use super::KernelCall;
+use super::{DType, KernelCall};
 use crate::gpu::Gpu;
 use wgpu::util::DeviceExt;
 
@@ -31,7 +31,10 @@ pub fn rel_err(out: &[f32], reference: &[f64]) -> f64 {
     let mut num = 0.0;
     let mut den = 0.0;
     for (i, (o, r)) in out.iter().zip(reference).enumerate() {
-        assert!(o.is_finite(), "element {i} was not written (or is not finite): {o}");
+        assert!(
+            o.is_finite(),
+            "element {i} was not written (or is not finite): {o}"
+        );
         num += (*o as f64 - r).powi(2);
         den += r * r;
     }
@@ -111,4 +114,14 @@ pub fn run(gpu: &Gpu, call: &KernelCall, bufs: &[Buf]) -> Vec<Vec<f32>> {
             }
         })
         .collect()
+}
+
+/// The devices a kernel reading `dtype` is tested on: f16 runs both as native `f16` (where the
+/// adapter has SHADER_F16) and unpacked from u32 pairs.
+pub fn gpus_for(dtype: DType) -> Vec<&'static Gpu> {
+    let mut v: Vec<&'static Gpu> = vec![crate::gpu::test_gpu()];
+    if dtype == DType::F16 {
+        v.push(crate::gpu::test_gpu_packed_f16());
+    }
+    v
 }

@@ -48,7 +48,9 @@ impl Golden {
     /// (shape, f32 values)
     pub fn get(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
         let st = safetensors::SafeTensors::deserialize(&self.bytes).unwrap();
-        let t = st.tensor(name).unwrap_or_else(|e| panic!("golden `{name}`: {e}"));
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|e| panic!("golden `{name}`: {e}"));
         (t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data()))
     }
 }

@@ -1,0 +1,83 @@
+//! Command-line parsing and dispatch. Each subcommand lives in its own file and only calls the
+//! library.
+
+mod bench;
+mod devices;
+mod info;
+mod profile;
+mod tasks;
+
+use clap::{Args, Parser, Subcommand};
+use std::sync::Arc;
+use wgformer::gpu::BackendChoice;
+use wgformer::{Gpu, GpuOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "wgformer",
+    version,
+    about = "Transformer encoders on any GPU through wgpu"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Adapter selection, shared by every command that runs on the GPU.
+#[derive(Args, Clone, Debug)]
+pub struct GpuArgs {
+    /// Graphics API to use.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub backend: BackendChoice,
+    /// Adapter index (see `wgformer devices`) or a substring of its name.
+    #[arg(long, global = true)]
+    pub adapter: Option<String>,
+    /// Do not use native f16 in shaders even where the adapter supports it.
+    #[arg(long, global = true)]
+    pub no_f16: bool,
+}
+
+impl GpuArgs {
+    pub fn open(&self) -> anyhow::Result<Arc<Gpu>> {
+        let gpu = Gpu::new(&GpuOptions {
+            backend: self.backend,
+            adapter: self.adapter.clone(),
+            no_f16: self.no_f16,
+        })?;
+        Ok(Arc::new(gpu))
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// List every GPU adapter with its features and limits.
+    Devices(devices::DevicesArgs),
+    /// Answer questions from a context (extractive QA).
+    Qa(tasks::QaArgs),
+    /// Label texts (sentiment, NLI, any *ForSequenceClassification).
+    Classify(tasks::ClassifyArgs),
+    /// Sentence embeddings.
+    Embed(tasks::EmbedArgs),
+    /// Evaluate on SQuAD v1.1 or a classification TSV.
+    #[command(subcommand)]
+    Eval(tasks::EvalCommand),
+    /// Describe a model folder: architecture, sizes, dtype, head, labels.
+    Info(info::InfoArgs),
+    /// Benchmarks: kernels, adapter ceilings, end-to-end forward.
+    Bench(bench::BenchArgs),
+    /// Per-kernel GPU timing of a model's forward pass, with a Chrome trace.
+    Profile(profile::ProfileArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Devices(a) => devices::run(a),
+        Command::Qa(a) => tasks::qa(a),
+        Command::Classify(a) => tasks::classify(a),
+        Command::Embed(a) => tasks::embed(a),
+        Command::Eval(a) => tasks::eval(a),
+        Command::Info(a) => info::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Profile(a) => profile::run(a),
+    }
+}
