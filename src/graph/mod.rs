@@ -208,7 +208,7 @@ impl Graph {
         Ok(out)
     }
 
-    pub(crate) fn write_inputs(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<u64> {
+    pub fn write_inputs(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<u64> {
         let mut written = 0;
         for (t, buf) in &self.inputs {
             let desc = &self.tensors[t.0];
@@ -234,7 +234,7 @@ impl Graph {
 
     /// Records every node. With `timestamps`, each node gets its own pass whose begin and end
     /// are written to queries `2i` and `2i+1`; otherwise all nodes share one pass.
-    pub(crate) fn encode(
+    pub fn encode(
         &self,
         enc: &mut wgpu::CommandEncoder,
         timestamps: Option<&wgpu::QuerySet>,
@@ -271,13 +271,13 @@ impl Graph {
         }
     }
 
-    pub(crate) fn encode_readback(&self, enc: &mut wgpu::CommandEncoder) {
+    pub fn encode_readback(&self, enc: &mut wgpu::CommandEncoder) {
         for (_, buf, off, size) in &self.outputs {
             enc.copy_buffer_to_buffer(buf, 0, &self.staging, *off, *size);
         }
     }
 
-    pub(crate) fn finish(&self, gpu: &Gpu) -> Result<Outputs> {
+    pub fn finish(&self, gpu: &Gpu) -> Result<Outputs> {
         if self.outputs.is_empty() {
             gpu.wait()?;
             return Ok(Outputs { data: vec![] });
@@ -291,7 +291,7 @@ impl Graph {
         Ok(Outputs { data })
     }
 
-    pub(crate) fn count_profiled_run(&self, written: u64) {
+    pub fn count_profiled_run(&self, written: u64) {
         let mut s = self.stats.lock().unwrap();
         s.runs += 1;
         s.submits += 1;

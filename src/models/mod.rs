@@ -189,6 +189,26 @@ impl Model {
             .map(|c| (*c.graph.plan(), c.graph.stats(), c.graph.node_count()))
     }
 
+    /// Hands the cached graph for `rows` (built on a miss) and its input bytes to `f`, for tools
+    /// that drive the graph themselves (the profiler).
+    pub fn with_graph<R>(
+        &self,
+        rows: &[Sequence],
+        f: impl FnOnce(&Graph, &[(crate::graph::TensorId, &[u8])]) -> Result<R>,
+    ) -> Result<R> {
+        let longest = self.validate(rows)?;
+        let seq = self.bucket(longest);
+        let c = self.graph(rows.len(), seq, false)?;
+        let (idx, mask) = self.inputs(rows, seq);
+        f(
+            &c.graph,
+            &[
+                (c.io.idx, bytemuck::cast_slice(&idx)),
+                (c.io.mask, bytemuck::cast_slice(&mask)),
+            ],
+        )
+    }
+
     fn graph(&self, batch: usize, seq: usize, capture: bool) -> Result<Arc<CachedGraph>> {
         let key = (batch, seq, capture);
         {
