@@ -1,12 +1,10 @@
 // Batched, strided C = act(alpha · A·Bᵀ + bias), f32 accumulation.
-// A(m, k) and B(n, k) are read through element strides, so one kernel serves X·Wᵀ with weights as
-// Hugging Face stores them ([out, in]), Q·Kᵀ and P·V straight out of the fused QKV buffer (no
-// transposes), and first-token gathers (a row stride that skips tokens).
-// The Rust wrapper prepends the declarations of `b`, `bias` (load_b, load_bias: f32, packed f16
-// or native f16) and the activation functions.
-//
-// Tiling: a 16×16 workgroup computes a 64×64 tile of C; each thread owns 4×4 outputs strided by
-// 16 so shared-memory reads and C writes are consecutive across neighbouring threads.
+// A(m, k) and B(n, k) are read through element strides, so one kernel family serves X·Wᵀ with
+// weights as Hugging Face stores them ([out, in]), Q·Kᵀ and P·V straight out of the fused QKV
+// buffer (no transposes), and first-token gathers (a row stride that skips tokens).
+// The Rust wrapper prepends the declarations of `b` and `bias` (load_b / load4_b, load_bias:
+// f32, packed f16 or native f16) and the activation functions, then appends this common part and
+// one of the two sections below.
 
 struct Params {
     m: u32, n: u32, k: u32, batch1: u32,
@@ -17,9 +15,20 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
+fn store(gm: u32, gn: u32, c_base: u32, acc: f32) {
+    if (gm >= params.m || gn >= params.n) { return; }
+    var v = acc * bitcast<f32>(params.alpha);
+    if (params.has_bias != 0u) { v += load_bias(gn); }
+    c[c_base + gm * params.c_m + gn * params.c_n] = apply_act(v, params.act);
+}
+
+// ---- scalar section: any strides ----
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+
+// Tiled (GPUs): a 16×16 workgroup computes a 64×64 tile of C through shared memory; each thread
+// owns 4×4 outputs strided by 16 so shared reads and C writes are consecutive across threads.
 const TM: u32 = 64u;
 const TN: u32 = 64u;
 const TK: u32 = 16u;
@@ -41,14 +50,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let tx = lid.x;
     let ty = lid.y;
 
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i++) { acc[i] = 0.0; }
+    // Accumulators as vec4s, never a local array: dynamically indexed local arrays end up in
+    // memory on some compilers.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
 
     let ntiles = (p.k + TK - 1u) / TK;
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TK;
-        // 1024 elements per tile, 4 per thread; k fastest so global reads follow memory order
-        // when k is the contiguous axis.
+        // 1024 elements per tile, 4 per thread, k fastest (the contiguous axis of weights).
         for (var e = 0u; e < 4u; e++) {
             let idx = li + e * 256u;
             let r = idx / TK;
@@ -65,31 +77,132 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i++) {
-                av[i] = as_[kk * TM + ty + 16u * i];
-                bv[i] = bs_[kk * TN + tx + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 4u; j++) {
-                    acc[i * 4u + j] = fma(av[i], bv[j], acc[i * 4u + j]);
-                }
-            }
+            let ao = kk * TM + ty;
+            let bo = kk * TN + tx;
+            let av = vec4<f32>(as_[ao], as_[ao + 16u], as_[ao + 32u], as_[ao + 48u]);
+            let bv = vec4<f32>(bs_[bo], bs_[bo + 16u], bs_[bo + 32u], bs_[bo + 48u]);
+            acc0 += av.x * bv;
+            acc1 += av.y * bv;
+            acc2 += av.z * bv;
+            acc3 += av.w * bv;
         }
         workgroupBarrier();
     }
+    store4(row0 + ty, col0 + tx, 16u, c_base, acc0);
+    store4(row0 + ty + 16u, col0 + tx, 16u, c_base, acc1);
+    store4(row0 + ty + 32u, col0 + tx, 16u, c_base, acc2);
+    store4(row0 + ty + 48u, col0 + tx, 16u, c_base, acc3);
+}
 
-    let alpha = bitcast<f32>(p.alpha);
-    for (var i = 0u; i < 4u; i++) {
-        let gm = row0 + ty + 16u * i;
-        if (gm >= p.m) { continue; }
-        for (var j = 0u; j < 4u; j++) {
-            let gn = col0 + tx + 16u * j;
-            if (gn >= p.n) { continue; }
-            var v = acc[i * 4u + j] * alpha;
-            if (p.has_bias != 0u) { v += load_bias(gn); }
-            c[c_base + gm * p.c_m + gn * p.c_n] = apply_act(v, p.act);
-        }
+// One row of 4 outputs at columns gn, gn+step, gn+2·step, gn+3·step.
+fn store4(gm: u32, gn: u32, step: u32, c_base: u32, v: vec4<f32>) {
+    store(gm, gn, c_base, v.x);
+    store(gm, gn + step, c_base, v.y);
+    store(gm, gn + 2u * step, c_base, v.z);
+    store(gm, gn + 3u * step, c_base, v.w);
+}
+
+// Direct (CPU adapters such as lavapipe): no shared memory and no barriers — there, workgroup
+// memory is ordinary cache and a barrier switches coroutines. Each invocation owns 4 rows × 4
+// columns; the rows are shared by the workgroup.
+const DW: u32 = 64u;
+
+@compute @workgroup_size(64)
+fn main_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let p = params;
+    let b0 = wg.z / p.batch1;
+    let b1 = wg.z % p.batch1;
+    let a_base = p.a_off + b0 * p.a_b0 + b1 * p.a_b1;
+    let b_base = p.b_off + b0 * p.b_b0 + b1 * p.b_b1;
+    let c_base = p.c_off + b0 * p.c_b0 + b1 * p.c_b1;
+    let row0 = wg.y * 4u;
+    let col = wg.x * (4u * DW) + li;
+    // Rows and columns past the edge read the last valid one and are never stored.
+    let lm = p.m - 1u;
+    let ln = p.n - 1u;
+    let ar0 = a_base + min(row0, lm) * p.a_m;
+    let ar1 = a_base + min(row0 + 1u, lm) * p.a_m;
+    let ar2 = a_base + min(row0 + 2u, lm) * p.a_m;
+    let ar3 = a_base + min(row0 + 3u, lm) * p.a_m;
+    let bc0 = b_base + min(col, ln) * p.b_n;
+    let bc1 = b_base + min(col + DW, ln) * p.b_n;
+    let bc2 = b_base + min(col + 2u * DW, ln) * p.b_n;
+    let bc3 = b_base + min(col + 3u * DW, ln) * p.b_n;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var k = 0u; k < p.k; k++) {
+        let ka = k * p.a_k;
+        let kb = k * p.b_k;
+        let bv = vec4<f32>(load_b(bc0 + kb), load_b(bc1 + kb), load_b(bc2 + kb), load_b(bc3 + kb));
+        acc0 += a[ar0 + ka] * bv;
+        acc1 += a[ar1 + ka] * bv;
+        acc2 += a[ar2 + ka] * bv;
+        acc3 += a[ar3 + ka] * bv;
     }
+    store4(row0, col, DW, c_base, acc0);
+    store4(row0 + 1u, col, DW, c_base, acc1);
+    store4(row0 + 2u, col, DW, c_base, acc2);
+    store4(row0 + 3u, col, DW, c_base, acc3);
+}
+
+// ---- vec4 section: k contiguous in A and B, K and every row start a multiple of 4 ----
+// (CPU adapters) Loads are the expensive part there, so each load brings 4 values of k: per
+// step, 4 loads of A and 4 of B feed 16 four-wide dot products.
+@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
+
+@compute @workgroup_size(64)
+fn main_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let p = params;
+    let b0 = wg.z / p.batch1;
+    let b1 = wg.z % p.batch1;
+    // Offsets and strides in vec4 units (the wrapper checked divisibility).
+    let a_base = (p.a_off + b0 * p.a_b0 + b1 * p.a_b1) / 4u;
+    let b_base = (p.b_off + b0 * p.b_b0 + b1 * p.b_b1) / 4u;
+    let c_base = p.c_off + b0 * p.c_b0 + b1 * p.c_b1;
+    let row0 = wg.y * 4u;
+    let col = wg.x * 256u + li;
+    let lm = p.m - 1u;
+    let ln = p.n - 1u;
+    let am = p.a_m / 4u;
+    let bn = p.b_n / 4u;
+    let ar0 = a_base + min(row0, lm) * am;
+    let ar1 = a_base + min(row0 + 1u, lm) * am;
+    let ar2 = a_base + min(row0 + 2u, lm) * am;
+    let ar3 = a_base + min(row0 + 3u, lm) * am;
+    let bc0 = b_base + min(col, ln) * bn;
+    let bc1 = b_base + min(col + 64u, ln) * bn;
+    let bc2 = b_base + min(col + 128u, ln) * bn;
+    let bc3 = b_base + min(col + 192u, ln) * bn;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    let k4 = p.k / 4u;
+    for (var k = 0u; k < k4; k++) {
+        let w0 = load4_b(bc0 + k);
+        let w1 = load4_b(bc1 + k);
+        let w2 = load4_b(bc2 + k);
+        let w3 = load4_b(bc3 + k);
+        let x0 = a[ar0 + k];
+        let x1 = a[ar1 + k];
+        let x2 = a[ar2 + k];
+        let x3 = a[ar3 + k];
+        acc0 += vec4<f32>(dot(x0, w0), dot(x0, w1), dot(x0, w2), dot(x0, w3));
+        acc1 += vec4<f32>(dot(x1, w0), dot(x1, w1), dot(x1, w2), dot(x1, w3));
+        acc2 += vec4<f32>(dot(x2, w0), dot(x2, w1), dot(x2, w2), dot(x2, w3));
+        acc3 += vec4<f32>(dot(x3, w0), dot(x3, w1), dot(x3, w2), dot(x3, w3));
+    }
+    store4(row0, col, 64u, c_base, acc0);
+    store4(row0 + 1u, col, 64u, c_base, acc1);
+    store4(row0 + 2u, col, 64u, c_base, acc2);
+    store4(row0 + 3u, col, 64u, c_base, acc3);
+}
+
+fn store4(gm: u32, gn: u32, step: u32, c_base: u32, v: vec4<f32>) {
+    store(gm, gn, c_base, v.x);
+    store(gm, gn + step, c_base, v.y);
+    store(gm, gn + 2u * step, c_base, v.z);
+    store(gm, gn + 3u * step, c_base, v.w);
 }

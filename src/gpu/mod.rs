@@ -106,7 +106,7 @@ fn feature_names(f: wgpu::Features) -> Vec<&'static str> {
 
 fn limits_report(l: &wgpu::Limits) -> LimitsReport {
     LimitsReport {
-        max_storage_buffer_binding_size: l.max_storage_buffer_binding_size as u64,
+        max_storage_buffer_binding_size: l.max_storage_buffer_binding_size,
         max_buffer_size: l.max_buffer_size,
         max_compute_workgroup_storage_size: l.max_compute_workgroup_storage_size,
         max_compute_invocations_per_workgroup: l.max_compute_invocations_per_workgroup,
@@ -247,6 +247,11 @@ impl Gpu {
         self.features.contains(wgpu::Features::SHADER_F16)
     }
 
+    /// A CPU adapter (lavapipe, SwiftShader): kernels pick variants without shared memory.
+    pub fn is_cpu(&self) -> bool {
+        self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }
@@ -283,6 +288,16 @@ impl Gpu {
         key: &str,
         source: impl FnOnce() -> String,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
+        self.pipeline_entry(key, "main", source)
+    }
+
+    /// As [`pipeline`](Self::pipeline) with a named entry point.
+    pub fn pipeline_entry(
+        &self,
+        key: &str,
+        entry: &str,
+        source: impl FnOnce() -> String,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
         if let Some(p) = self.pipelines.lock().unwrap().get(key) {
             return Ok(p.clone());
         }
@@ -299,7 +314,7 @@ impl Gpu {
                 label: Some(key),
                 layout: None,
                 module: &module,
-                entry_point: Some("main"),
+                entry_point: Some(entry),
                 compilation_options: Default::default(),
                 cache: None,
             });

@@ -10,7 +10,7 @@ use crate::gpu::Gpu;
 use crate::ops::activation::{self, Act};
 use crate::ops::embedding::Embedding;
 use crate::ops::layer_norm::LayerNorm;
-use crate::ops::matmul::{Matmul, View};
+use crate::ops::matmul::{Matmul, Variant, View};
 use crate::ops::softmax::Softmax;
 use crate::ops::DType;
 use crate::{Error, Result};
@@ -348,6 +348,7 @@ impl<'g> GraphBuilder<'g> {
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
+                variant: Variant::Auto,
             };
             self.matmul(&format!("{label}.qk"), qk, qkv, qkv, None, scores)?;
             let sm = Softmax {
@@ -392,6 +393,7 @@ impl<'g> GraphBuilder<'g> {
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
+                variant: Variant::Auto,
             };
             self.matmul(&format!("{label}.pv"), pv, scores, qkv, None, ctx)?;
             b0 += nb;

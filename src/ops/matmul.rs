@@ -7,7 +7,31 @@ use crate::gpu::Gpu;
 use crate::Result;
 
 const SOURCE: &str = include_str!("../../shaders/matmul.wgsl");
+const SCALAR_MARK: &str = "// ---- scalar section";
+const VEC4_MARK: &str = "// ---- vec4 section";
 const TILE: usize = 64;
+/// Rows × columns one workgroup of the direct and vec4 variants covers.
+const DIRECT_ROWS: usize = 4;
+const DIRECT_COLS: usize = 256;
+
+/// Splits the shader at a section marker line: (text before it, text after that line).
+fn split_section<'a>(src: &'a str, mark: &str) -> (&'a str, &'a str) {
+    let (before, after) = src.split_once(mark).expect("section marker in matmul.wgsl");
+    (before, after.split_once('\n').map_or("", |(_, rest)| rest))
+}
+
+/// Which kernel of the family runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// Vec4 or direct on CPU adapters, tiled elsewhere.
+    Auto,
+    /// Shared-memory 64×64 tiles (GPUs).
+    Tiled,
+    /// No shared memory, any strides (CPU adapters).
+    Direct,
+    /// No shared memory, 4-wide loads along k (CPU adapters; needs [`Matmul::vec4_ok`]).
+    Vec4,
+}
 
 /// Where a 2-D operand lies in its buffer, in elements: `off + b0·batch0 + b1·batch1 + r·rows + c·cols`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,9 +75,27 @@ pub struct Matmul {
     pub act: Act,
     pub b_dtype: DType,
     pub bias_dtype: DType,
+    pub variant: Variant,
 }
 
 impl Matmul {
+    /// k is contiguous in A and B and every offset and stride is a multiple of 4 elements, so
+    /// rows can be read as vec4s.
+    pub fn vec4_ok(&self) -> bool {
+        let v = |x: &View| x.cols == 1 && [x.off, x.b0, x.b1, x.rows].iter().all(|s| s % 4 == 0);
+        self.k % 4 == 0 && v(&self.a) && v(&self.b)
+    }
+
+    fn resolved_variant(&self, gpu: &Gpu) -> Variant {
+        match self.variant {
+            Variant::Auto if gpu.is_cpu() && self.vec4_ok() => Variant::Vec4,
+            Variant::Auto if gpu.is_cpu() => Variant::Direct,
+            Variant::Auto => Variant::Tiled,
+            Variant::Vec4 if !self.vec4_ok() => Variant::Direct,
+            v => v,
+        }
+    }
+
     /// `Y[m, n] = X[m, k]·W[n, k]ᵀ (+ bias)`, everything dense.
     pub fn linear(m: usize, n: usize, k: usize) -> Matmul {
         Matmul {
@@ -70,6 +112,7 @@ impl Matmul {
             act: Act::Identity,
             b_dtype: DType::F32,
             bias_dtype: DType::F32,
+            variant: Variant::Auto,
         }
     }
 
@@ -100,16 +143,27 @@ impl Matmul {
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         let lb = Load::for_dtype(gpu, self.b_dtype);
         let lbias = Load::for_dtype(gpu, self.bias_dtype);
-        let key = format!("matmul.{}.{}", lb.tag(), lbias.tag());
-        let pipeline = gpu.pipeline(&key, || {
+        let variant = self.resolved_variant(gpu);
+        let entry = match variant {
+            Variant::Vec4 => "main_vec4",
+            Variant::Direct => "main_direct",
+            _ => "main",
+        };
+        let key = format!("matmul.{entry}.{}.{}", lb.tag(), lbias.tag());
+        let pipeline = gpu.pipeline_entry(&key, entry, || {
+            let (common, rest) = split_section(SOURCE, SCALAR_MARK);
+            let (scalar, vec4) = split_section(rest, VEC4_MARK);
+            let (b_decl, section) = if variant == Variant::Vec4 {
+                (lb.wgsl4(2, "b"), vec4)
+            } else {
+                (lb.wgsl(2, "b"), scalar)
+            };
             with_enables(
                 &[lb, lbias],
                 format!(
-                    "{}{}{}{}",
-                    lb.wgsl(2, "b"),
+                    "{b_decl}{}{}{common}{section}",
                     lbias.wgsl(3, "bias"),
                     activation::functions(),
-                    SOURCE
                 ),
             )
         })?;
@@ -142,11 +196,18 @@ impl Matmul {
             kind: "matmul",
             pipeline,
             params,
-            workgroups: [
-                self.n.div_ceil(TILE) as u32,
-                self.m.div_ceil(TILE) as u32,
-                (self.batch0 * self.batch1) as u32,
-            ],
+            workgroups: match variant {
+                Variant::Tiled | Variant::Auto => [
+                    self.n.div_ceil(TILE) as u32,
+                    self.m.div_ceil(TILE) as u32,
+                    (self.batch0 * self.batch1) as u32,
+                ],
+                Variant::Direct | Variant::Vec4 => [
+                    self.n.div_ceil(DIRECT_COLS) as u32,
+                    self.m.div_ceil(DIRECT_ROWS) as u32,
+                    (self.batch0 * self.batch1) as u32,
+                ],
+            },
             flops: self.flops(),
             bytes: self.bytes(),
         })
@@ -294,6 +355,7 @@ mod tests {
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
+                variant: Variant::Auto,
             };
             // Same buffer as A and B in the model; here two copies of it.
             check_two(scores, bsz * s * 3 * h, bsz * heads * s * s);
@@ -329,6 +391,7 @@ mod tests {
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
+                variant: Variant::Auto,
             };
             check(pv, bsz * heads * s * s, bsz * s * 3 * h, bsz * s * h, 77);
         }

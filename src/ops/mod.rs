@@ -73,6 +73,27 @@ impl Load {
         }
     }
 
+    /// As [`wgsl`](Self::wgsl) for 4-wide reads: `load4_<name>(i)` returns elements `4i..4i+4`.
+    pub fn wgsl4(self, binding: u32, name: &str) -> String {
+        match self {
+            Load::F32 => format!(
+                "@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<f32>>;\n\
+                 fn load4_{name}(i: u32) -> vec4<f32> {{ return {name}[i]; }}\n"
+            ),
+            Load::F16Native => format!(
+                "@group(0) @binding({binding}) var<storage, read> {name}: array<vec4<f16>>;\n\
+                 fn load4_{name}(i: u32) -> vec4<f32> {{ return vec4<f32>({name}[i]); }}\n"
+            ),
+            Load::F16Packed => format!(
+                "@group(0) @binding({binding}) var<storage, read> {name}: array<vec2<u32>>;\n\
+                 fn load4_{name}(i: u32) -> vec4<f32> {{\n\
+                   let p = {name}[i];\n\
+                   return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));\n\
+                 }}\n"
+            ),
+        }
+    }
+
     pub fn tag(self) -> &'static str {
         match self {
             Load::F32 => "f32",
