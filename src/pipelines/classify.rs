@@ -170,18 +170,18 @@ mod tests {
 
     #[test]
     fn choose_follows_pipeline_precedence() {
-        use ClassifyFunction::*;
+        use ClassifyFunction as F;
         let c = ClassifyFunction::choose;
-        assert_eq!(c(Some("regression"), 1, None), None);
-        assert_eq!(c(Some("regression"), 3, None), None);
-        assert_eq!(c(Some("multi_label_classification"), 5, None), Sigmoid);
-        assert_eq!(c(Some("single_label_classification"), 1, None), Sigmoid);
-        assert_eq!(c(Some("single_label_classification"), 2, None), Softmax);
-        assert_eq!(c(Option::None, 1, None), Sigmoid);
-        assert_eq!(c(Option::None, 3, None), Softmax);
-        assert_eq!(c(Option::None, 0, None), None);
-        assert_eq!(c(Some("regression"), 1, Some(Softmax)), Softmax);
-        assert_eq!(ClassifyFunction::parse("SIGMOID").unwrap(), Sigmoid);
+        assert_eq!(c(Some("regression"), 1, None), F::None);
+        assert_eq!(c(Some("regression"), 3, None), F::None);
+        assert_eq!(c(Some("multi_label_classification"), 5, None), F::Sigmoid);
+        assert_eq!(c(Some("single_label_classification"), 1, None), F::Sigmoid);
+        assert_eq!(c(Some("single_label_classification"), 2, None), F::Softmax);
+        assert_eq!(c(None, 1, None), F::Sigmoid);
+        assert_eq!(c(None, 3, None), F::Softmax);
+        assert_eq!(c(None, 0, None), F::None);
+        assert_eq!(c(Some("regression"), 1, Some(F::Softmax)), F::Softmax);
+        assert_eq!(ClassifyFunction::parse("SIGMOID").unwrap(), F::Sigmoid);
         assert!(ClassifyFunction::parse("relu").is_err());
     }
 

@@ -318,6 +318,43 @@ mod tests {
         }
     }
 
+    /// The f32 base model from `scripts/fetch-models.sh`, when fetched: its tokenizer.json bakes in
+    /// truncation/padding to 128, which must be gone, and its vocabulary is minilm-sst2's.
+    #[test]
+    fn base_minilm_tokenizer_has_no_baked_truncation() {
+        let dir = std::env::var("WGFORMER_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".models"))
+            .join("all-MiniLM-L6-v2");
+        if !dir.join("tokenizer.json").is_file() {
+            eprintln!(
+                "skipped: {} absent (run scripts/fetch-models.sh)",
+                dir.display()
+            );
+            return;
+        }
+        let base = TextTokenizer::load(&dir).unwrap();
+        let sst2 = TextTokenizer::load(&shared().join("models/minilm-sst2")).unwrap();
+        assert_eq!(base.model_max_length(), 512);
+        assert_eq!(base.inner().get_vocab(true), sst2.inner().get_vocab(true));
+        let long = "the plot is nothing but boilerplate clichés . ".repeat(40);
+        let e = base.encode(&long, None, Some(256)).unwrap();
+        assert_eq!(e.ids.len(), 256);
+        assert_eq!(e, sst2.encode(&long, None, Some(256)).unwrap());
+        let short = base.encode("a man is eating food .", None, None).unwrap();
+        assert_eq!(short.ids.len(), 8, "no padding to 128");
+        let crate::pipelines::embed::PoolingConfig { pooling, normalize } =
+            crate::pipelines::embed::PoolingConfig::load(&dir).unwrap();
+        assert_eq!(
+            (pooling, normalize),
+            (crate::pipelines::embed::Pooling::Mean, true)
+        );
+        assert_eq!(
+            crate::pipelines::embed::sentence_max_seq_length(&dir).unwrap(),
+            Some(256)
+        );
+    }
+
     #[test]
     fn missing_tokenizer_json_is_a_clear_error() {
         let err = TextTokenizer::load(&shared().join("fixtures")).unwrap_err();
