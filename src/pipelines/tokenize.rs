@@ -1,1 +1,386 @@
-//! TODO
+//! Tokenization with the exact behaviour of a Hugging Face *fast* tokenizer called as the pipelines call
+//! it: special tokens added, truncation `longest_first` to a maximum length, no padding.
+//!
+//! The heavy lifting is done by the `tokenizers` crate, the same Rust code the Python fast tokenizers
+//! run, so token ids are identical by construction as long as we reproduce the call sequence
+//! (encode each sequence without special tokens, truncate to `max_len` minus the special tokens the
+//! post-processor will add, then post-process).
+
+use std::path::Path;
+
+use tokenizers::tokenizer::{Encoding, PostProcessor, Tokenizer};
+use tokenizers::utils::truncation::{
+    truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
+};
+
+use crate::{Error, Result};
+
+/// Below this a `model_max_length` is taken as real; transformers writes `int(1e30)`
+/// (`VERY_LARGE_INTEGER`) when a tokenizer has no limit of its own.
+const MAX_LENGTH_SENTINEL: f64 = 1e12;
+
+/// The length used when neither `tokenizer_config.json` nor `config.json` says anything: the
+/// 512 positions of BERT-family encoders.
+const DEFAULT_MAX_LENGTH: usize = 512;
+
+/// Token ids and token type ids of one (possibly paired) input, special tokens included, unpadded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    /// Vocabulary ids, one per token.
+    pub ids: Vec<u32>,
+    /// Segment ids (0 for the first text, 1 for the pair where the post-processor says so).
+    pub type_ids: Vec<u32>,
+}
+
+/// A Hugging Face fast tokenizer (`tokenizer.json`) with the model's maximum input length.
+#[derive(Clone)]
+pub struct TextTokenizer {
+    tok: Tokenizer,
+    model_max_length: usize,
+}
+
+impl std::fmt::Debug for TextTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TextTokenizer")
+            .field("model_max_length", &self.model_max_length)
+            .field("vocab_size", &self.tok.get_vocab_size(true))
+            .finish()
+    }
+}
+
+impl TextTokenizer {
+    /// Loads `dir/tokenizer.json` and works out the maximum input length.
+    ///
+    /// Truncation and padding stored in `tokenizer.json` are removed: some packages bake in e.g.
+    /// "pad/truncate to 128", while the pipelines decide lengths per call.
+    ///
+    /// `model_max_length` is, in order: `tokenizer_config.json`'s `model_max_length` (what
+    /// transformers uses for `truncation=True`), unless it is transformers' "no limit" sentinel
+    /// (`int(1e30)`); else `config.json`'s `max_position_embeddings` (minus the `pad_token_id + 1`
+    /// positions RoBERTa-style models reserve); else 512. Where transformers would not truncate at
+    /// all (sentinel), capping at the position table is the only length the model can run.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join("tokenizer.json");
+        if !path.is_file() {
+            return Err(Error::model(
+                dir,
+                "no tokenizer.json: wgformer needs the fast tokenizer file; create it in Python with \
+                 `AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR)` (a fast tokenizer writes tokenizer.json)",
+            ));
+        }
+        let mut tok = Tokenizer::from_file(&path)
+            .map_err(|e| Error::model(&path, format!("cannot parse tokenizer.json: {e}")))?;
+        tok.with_truncation(None)
+            .map_err(|e| Error::Tokenizer(format!("cannot disable truncation: {e}")))?;
+        tok.with_padding(None);
+        let model_max_length = match tokenizer_config_max_length(dir)? {
+            Some(n) => n,
+            None => config_max_positions(dir)?.unwrap_or(DEFAULT_MAX_LENGTH),
+        };
+        Ok(Self {
+            tok,
+            model_max_length,
+        })
+    }
+
+    /// Wraps an already loaded tokenizer (its own truncation/padding are removed, as in [`load`](Self::load)).
+    pub fn from_tokenizer(mut tok: Tokenizer, model_max_length: usize) -> Result<Self> {
+        tok.with_truncation(None)
+            .map_err(|e| Error::Tokenizer(format!("cannot disable truncation: {e}")))?;
+        tok.with_padding(None);
+        Ok(Self {
+            tok,
+            model_max_length,
+        })
+    }
+
+    /// Encodes `text` (and `pair`) with special tokens, truncated `longest_first` to `max_len`
+    /// tokens in all (special tokens included), as the pipelines' `truncation=True` does.
+    /// `max_len: None` means [`model_max_length`](Self::model_max_length).
+    pub fn encode(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        max_len: Option<usize>,
+    ) -> Result<Encoded> {
+        let enc = self.encode_full(text, pair, max_len)?;
+        Ok(Encoded {
+            ids: enc.get_ids().to_vec(),
+            type_ids: enc.get_type_ids().to_vec(),
+        })
+    }
+
+    /// Like [`encode`](Self::encode) but returns the whole `tokenizers` encoding (offsets, word
+    /// ids, sequence ids...), for pipelines that map tokens back to text.
+    pub fn encode_full(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        max_len: Option<usize>,
+    ) -> Result<Encoding> {
+        let max_len = max_len.unwrap_or(self.model_max_length);
+        let first = self
+            .tok
+            .encode(text, false)
+            .map_err(|e| Error::Tokenizer(format!("cannot encode text: {e}")))?;
+        let second = match pair {
+            Some(p) => {
+                let mut e = self
+                    .tok
+                    .encode(p, false)
+                    .map_err(|e| Error::Tokenizer(format!("cannot encode text pair: {e}")))?;
+                // The tokenizer gives the second sequence type id 1 before post-processing.
+                e.set_type_ids(vec![1; e.len()]);
+                Some(e)
+            }
+            None => None,
+        };
+        // Truncation happens before the special tokens go in, so it gets their count subtracted,
+        // exactly as `tokenizers` does when truncation is set on the tokenizer.
+        let added = self
+            .tok
+            .get_post_processor()
+            .map_or(0, |p| p.added_tokens(second.is_some()));
+        if max_len <= added {
+            return Err(Error::Input(format!(
+                "maximum length {max_len} leaves no room for text: the tokenizer adds {added} special tokens \
+                 by itself; use a maximum length above {added}"
+            )));
+        }
+        let params = TruncationParams {
+            max_length: max_len - added,
+            strategy: TruncationStrategy::LongestFirst,
+            stride: 0,
+            direction: TruncationDirection::Right,
+        };
+        let (first, second) = truncate_encodings(first, second, &params)
+            .map_err(|e| Error::Tokenizer(format!("cannot truncate to {max_len} tokens: {e}")))?;
+        self.tok
+            .post_process(first, second, true)
+            .map_err(|e| Error::Tokenizer(format!("cannot add special tokens: {e}")))
+    }
+
+    /// The wrapped `tokenizers` tokenizer (no truncation, no padding).
+    pub fn inner(&self) -> &Tokenizer {
+        &self.tok
+    }
+
+    /// The longest input (special tokens included) the model takes; see [`load`](Self::load).
+    pub fn model_max_length(&self) -> usize {
+        self.model_max_length
+    }
+}
+
+fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::model(path, format!("not valid JSON: {e}")))
+}
+
+/// `model_max_length` from `tokenizer_config.json`, `None` when absent, null or the sentinel.
+fn tokenizer_config_max_length(dir: &Path) -> Result<Option<usize>> {
+    let path = dir.join("tokenizer_config.json");
+    let Some(cfg) = read_json(&path)? else {
+        return Ok(None);
+    };
+    let Some(v) = cfg.get("model_max_length").filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    // `int(1e30)` does not fit u64, so serde_json gives it as a float: compare as f64.
+    let n = v.as_f64().ok_or_else(|| {
+        Error::model(
+            &path,
+            format!("`model_max_length` must be a number, found {v}"),
+        )
+    })?;
+    if n >= MAX_LENGTH_SENTINEL {
+        return Ok(None);
+    }
+    if n < 1.0 || n.fract() != 0.0 {
+        return Err(Error::model(
+            &path,
+            format!("`model_max_length` must be a positive integer, found {v}"),
+        ));
+    }
+    Ok(Some(n as usize))
+}
+
+/// The input length the position table of `config.json` allows, if it says.
+fn config_max_positions(dir: &Path) -> Result<Option<usize>> {
+    let Some(cfg) = read_json(&dir.join("config.json"))? else {
+        return Ok(None);
+    };
+    let Some(positions) = cfg.get("max_position_embeddings").and_then(|v| v.as_u64()) else {
+        return Ok(None);
+    };
+    let model_type = cfg.get("model_type").and_then(|v| v.as_str()).unwrap_or("");
+    // RoBERTa-style position ids start after the padding index, so `pad_token_id + 1` rows are
+    // never used by real tokens (514 positions → 512 tokens).
+    let offset = if matches!(model_type, "roberta" | "xlm-roberta" | "camembert") {
+        cfg.get("pad_token_id")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1)
+            + 1
+    } else {
+        0
+    };
+    Ok(positions
+        .checked_sub(offset)
+        .filter(|&n| n > 0)
+        .map(|n| n as usize))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn shared() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared")
+    }
+
+    fn jsonl(path: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn ids(v: &serde_json::Value) -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    }
+
+    /// Every tiny model's tokenizer gives the pipeline's exact ids (empty, non-ASCII, pair, over-long).
+    #[test]
+    fn tiny_pipeline_ids_match_hf() {
+        let dir = shared().join("fixtures/tiny");
+        let rows = jsonl(&dir.join("tiny-pipeline.hf.jsonl"));
+        let mut models = std::collections::BTreeSet::new();
+        let mut truncated = 0;
+        for r in &rows {
+            let model = r["model"].as_str().unwrap();
+            models.insert(model.to_string());
+            let tok = TextTokenizer::load(&dir.join(model)).unwrap();
+            assert_eq!(tok.model_max_length(), 64, "{model}");
+            let text = r["text"].as_str().unwrap();
+            let pair = r["text_pair"].as_str();
+            let want = ids(&r["input_ids"]);
+            let got = tok.encode(text, pair, None).unwrap();
+            assert_eq!(got.ids, want, "{model}: {text:?} / {pair:?}");
+            assert_eq!(got.type_ids.len(), want.len());
+            if want.len() == 64 {
+                truncated += 1;
+                // Without the limit the text is longer: truncation really happened.
+                assert!(tok.encode(text, pair, Some(1000)).unwrap().ids.len() > 64);
+            }
+        }
+        assert_eq!(models.len(), 7, "{models:?}");
+        assert_eq!(truncated, 7);
+    }
+
+    /// A pair truncated `longest_first` keeps both texts, trimming the longer one first.
+    #[test]
+    fn pair_truncation_is_longest_first() {
+        let tok = TextTokenizer::load(&shared().join("fixtures/tiny/tiny-bert")).unwrap();
+        let long = "one two three ".repeat(10);
+        let e = tok.encode(&long, Some("a good film"), Some(16)).unwrap();
+        assert_eq!(e.ids.len(), 16);
+        let pair_len = e.type_ids.iter().filter(|&&t| t == 1).count();
+        let alone = tok.encode("a good film", None, None).unwrap().ids.len() - 2;
+        assert_eq!(pair_len, alone + 1, "pair kept whole, plus its [SEP]");
+        assert!(tok.encode(&long, Some("x"), Some(3)).is_err());
+    }
+
+    /// all-MiniLM-L6-v2 embedding inputs (max_length 256) come out the same with minilm-sst2's tokenizer.
+    #[test]
+    fn embedding_ids_match_hf() {
+        let tok = TextTokenizer::load(&shared().join("models/minilm-sst2")).unwrap();
+        assert_eq!(tok.model_max_length(), 512);
+        let rows = jsonl(&shared().join("fixtures/embeddings.hf.jsonl"));
+        assert_eq!(rows.len(), 10);
+        for r in &rows {
+            let s = r["sentence"].as_str().unwrap();
+            assert_eq!(
+                tok.encode(s, None, Some(256)).unwrap().ids,
+                ids(&r["input_ids"]),
+                "{s:?}"
+            );
+        }
+    }
+
+    /// The f32 base model from `scripts/fetch-models.sh`, when fetched: its tokenizer.json bakes in
+    /// truncation/padding to 128, which must be gone, and its vocabulary is minilm-sst2's.
+    #[test]
+    fn base_minilm_tokenizer_has_no_baked_truncation() {
+        let dir = std::env::var("WGFORMER_MODELS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".models"))
+            .join("all-MiniLM-L6-v2");
+        if !dir.join("tokenizer.json").is_file() {
+            eprintln!(
+                "skipped: {} absent (run scripts/fetch-models.sh)",
+                dir.display()
+            );
+            return;
+        }
+        let base = TextTokenizer::load(&dir).unwrap();
+        let sst2 = TextTokenizer::load(&shared().join("models/minilm-sst2")).unwrap();
+        assert_eq!(base.model_max_length(), 512);
+        assert_eq!(base.inner().get_vocab(true), sst2.inner().get_vocab(true));
+        let long = "the plot is nothing but boilerplate clichés . ".repeat(40);
+        let e = base.encode(&long, None, Some(256)).unwrap();
+        assert_eq!(e.ids.len(), 256);
+        assert_eq!(e, sst2.encode(&long, None, Some(256)).unwrap());
+        let short = base.encode("a man is eating food .", None, None).unwrap();
+        assert_eq!(short.ids.len(), 8, "no padding to 128");
+        let crate::pipelines::embed::PoolingConfig { pooling, normalize } =
+            crate::pipelines::embed::PoolingConfig::load(&dir).unwrap();
+        assert_eq!(
+            (pooling, normalize),
+            (crate::pipelines::embed::Pooling::Mean, true)
+        );
+        assert_eq!(
+            crate::pipelines::embed::sentence_max_seq_length(&dir).unwrap(),
+            Some(256)
+        );
+    }
+
+    #[test]
+    fn missing_tokenizer_json_is_a_clear_error() {
+        let err = TextTokenizer::load(&shared().join("fixtures")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("tokenizer.json") && msg.contains("fast tokenizer"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn sentinel_max_length_falls_back_to_positions() {
+        let tmp = std::env::temp_dir().join(format!("wgformer-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        std::fs::write(
+            tmp.join("tokenizer_config.json"),
+            r#"{"model_max_length": 1000000000000000019884624838656}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            tmp.join("config.json"),
+            r#"{"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1}"#,
+        )
+        .unwrap();
+        assert_eq!(tokenizer_config_max_length(&tmp).unwrap(), None);
+        assert_eq!(config_max_positions(&tmp).unwrap(), Some(512));
+        std::fs::remove_dir_all(&tmp).unwrap();
+    }
+}
