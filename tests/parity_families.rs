@@ -26,7 +26,10 @@ fn golden_rows(case: &serde_json::Value) -> Vec<Sequence> {
         .map(|(r, row)| {
             let len = masks[r].iter().filter(|m| **m == 1).count();
             // Right padding: the real tokens come first.
-            assert!(masks[r][..len].iter().all(|m| *m == 1), "row {r} not right-padded");
+            assert!(
+                masks[r][..len].iter().all(|m| *m == 1),
+                "row {r} not right-padded"
+            );
             let type_ids = if case["token_type_ids"].is_null() {
                 vec![]
             } else {
@@ -53,13 +56,23 @@ fn tiny_parity(name: &str, family: Family) {
         .unwrap_or_else(|| panic!("{name} not in tiny-golden.json"));
     let model = Model::load(&dir.join(name), &gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(model.config.family, family);
-    assert_eq!(model.config.architecture, case["architecture"].as_str().unwrap());
+    assert_eq!(
+        model.config.architecture,
+        case["architecture"].as_str().unwrap()
+    );
     let rows = golden_rows(case);
     let lens: Vec<usize> = rows.iter().map(|r| r.ids.len()).collect();
-    assert!(lens.windows(2).any(|w| w[0] != w[1]), "{name}: the batch must be padded");
+    assert!(
+        lens.windows(2).any(|w| w[0] != w[1]),
+        "{name}: the batch must be padded"
+    );
     let out = model.forward_with_hidden(&rows).unwrap();
     let states = case["hidden_layers"].as_u64().unwrap() as usize;
-    assert_eq!(out.hidden_states.len(), states, "{name}: hidden state count");
+    assert_eq!(
+        out.hidden_states.len(),
+        states,
+        "{name}: hidden state count"
+    );
     for k in 0..states {
         let (shape, want) = golden.get(&format!("{name}.hidden.{k}"));
         let (seq, h) = (shape[1], shape[2]);
@@ -108,7 +121,10 @@ fn roberta_refuses_rows_past_its_positions() {
     let gpu = gpu();
     let model = Model::load(&shared().join("fixtures/tiny/tiny-roberta"), &gpu).unwrap();
     let max = model.max_sequence();
-    assert_eq!(max, model.config.max_positions - model.config.pad_token_id - 1);
+    assert_eq!(
+        max,
+        model.config.max_positions - model.config.pad_token_id - 1
+    );
     let ok = model.forward(&[Sequence::new(vec![5; max])]).unwrap();
     assert_eq!(ok.logits[0].len(), model.config.num_labels());
     let e = model

@@ -68,8 +68,14 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
     }
     let s = &info.sizes;
     println!("model         {}", info.model.display());
-    println!("architecture  {}", display_or(&info.architecture, "(none given: base model)"));
-    println!("model_type    {} (family {:?})", info.model_type, info.family);
+    println!(
+        "architecture  {}",
+        display_or(&info.architecture, "(none given: base model)")
+    );
+    println!(
+        "model_type    {} (family {:?})",
+        info.model_type, info.family
+    );
     println!("head          {:?}: {}", info.head, info.head_layers);
     println!(
         "layers        {}{}",
@@ -78,7 +84,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
             .map(|g| format!(" sharing {g} parameter group(s)"))
             .unwrap_or_default()
     );
-    println!("hidden        {} ({} heads × {})", s.hidden, s.heads, s.head_dim);
+    println!(
+        "hidden        {} ({} heads × {})",
+        s.hidden, s.heads, s.head_dim
+    );
     println!("intermediate  {} ({})", s.intermediate, info.activation);
     println!("embedding     {}", s.embedding);
     println!("vocab         {}", s.vocab);

@@ -31,7 +31,13 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     NetworkSpec {
         embeddings,
         layers: (0..cfg.num_layers)
-            .map(|i| bert::layer(&format!("electra.encoder.layer.{i}"), h, cfg.intermediate_size))
+            .map(|i| {
+                bert::layer(
+                    &format!("electra.encoder.layer.{i}"),
+                    h,
+                    cfg.intermediate_size,
+                )
+            })
             .collect(),
         head,
     }

@@ -28,7 +28,13 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     NetworkSpec {
         embeddings: bert::embeddings("roberta.embeddings", h, positions),
         layers: (0..cfg.num_layers)
-            .map(|i| bert::layer(&format!("roberta.encoder.layer.{i}"), h, cfg.intermediate_size))
+            .map(|i| {
+                bert::layer(
+                    &format!("roberta.encoder.layer.{i}"),
+                    h,
+                    cfg.intermediate_size,
+                )
+            })
             .collect(),
         head,
     }
