@@ -1,16 +1,275 @@
-//! `wgformer info --model DIR` (filled in with the encoder families).
+//! `wgformer info --model DIR`: what a model folder holds and how wgformer will run it. Reads only
+//! config.json and the safetensors header (no GPU): every tensor the architecture needs is
+//! checked for presence, shape and dtype, so a folder that `info` accepts loads.
 
 use clap::Args;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use wgformer::models::config::{Family, HeadKind, ModelConfig};
+use wgformer::models::encoder::{HeadSpec, LinSpec, NetworkSpec, NormSpec};
+use wgformer::models::weights::Weights;
+use wgformer::models::{albert, bert, distilbert, electra, roberta};
 
 #[derive(Args)]
 pub struct InfoArgs {
     /// A Hugging Face model folder.
     #[arg(long)]
-    model: std::path::PathBuf,
+    model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Sizes {
+    layers: usize,
+    hidden: usize,
+    heads: usize,
+    head_dim: usize,
+    intermediate: usize,
+    embedding: usize,
+    vocab: usize,
+    max_positions: usize,
+    /// The longest sequence one row may have (RoBERTa reserves `pad_token_id + 1` positions).
+    max_sequence: usize,
+    type_vocab: usize,
+    /// ALBERT: parameter groups the layers share.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hidden_groups: Option<usize>,
+}
+
+#[derive(Serialize)]
+struct Info {
+    model: PathBuf,
+    architecture: String,
+    model_type: String,
+    family: Family,
+    head: HeadKind,
+    head_layers: String,
+    activation: String,
+    layer_norm_eps: f32,
+    sizes: Sizes,
+    stored_dtype: String,
+    /// Every tensor in model.safetensors (including any the head does not use).
+    parameters: usize,
+    /// Tensors the architecture reads, each checked for presence, shape and dtype.
+    tensors_used: usize,
+    labels: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem_type: Option<String>,
+    runs_as: String,
 }
 
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
-    let cfg = wgformer::models::config::ModelConfig::load(&a.model)?;
-    println!("{}", serde_json::to_string_pretty(&cfg)?);
+    let info = describe(&a.model)?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    let s = &info.sizes;
+    println!("model         {}", info.model.display());
+    println!(
+        "architecture  {}",
+        display_or(&info.architecture, "(none given: base model)")
+    );
+    println!(
+        "model_type    {} (family {:?})",
+        info.model_type, info.family
+    );
+    println!("head          {:?}: {}", info.head, info.head_layers);
+    println!(
+        "layers        {}{}",
+        s.layers,
+        s.hidden_groups
+            .map(|g| format!(" sharing {g} parameter group(s)"))
+            .unwrap_or_default()
+    );
+    println!(
+        "hidden        {} ({} heads × {})",
+        s.hidden, s.heads, s.head_dim
+    );
+    println!("intermediate  {} ({})", s.intermediate, info.activation);
+    println!("embedding     {}", s.embedding);
+    println!("vocab         {}", s.vocab);
+    println!(
+        "positions     {} (longest row {} tokens)",
+        s.max_positions, s.max_sequence
+    );
+    println!("token types   {}", s.type_vocab);
+    println!("layer norm ε  {:e}", info.layer_norm_eps);
+    println!("stored dtype  {}", info.stored_dtype);
+    println!(
+        "parameters    {} ({}; {} tensors used)",
+        info.parameters,
+        human(info.parameters),
+        info.tensors_used
+    );
+    if info.head == HeadKind::SequenceClassification {
+        println!("labels        {}", info.labels.join(", "));
+        if let Some(p) = &info.problem_type {
+            println!("problem type  {p}");
+        }
+    }
+    println!("runs as       {}", info.runs_as);
     Ok(())
+}
+
+fn display_or<'a>(s: &'a str, empty: &'a str) -> &'a str {
+    if s.is_empty() {
+        empty
+    } else {
+        s
+    }
+}
+
+fn human(n: usize) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}B", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.1}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.1}K", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}
+
+fn describe(dir: &Path) -> anyhow::Result<Info> {
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "{}: not a folder; pass a Hugging Face model folder (config.json, model.safetensors)",
+            dir.display()
+        );
+    }
+    let cfg = ModelConfig::load(dir)?;
+    let (spec, prefixes) = match cfg.family {
+        Family::Bert => (bert::spec(&cfg), bert::PREFIXES),
+        Family::DistilBert => (distilbert::spec(&cfg), distilbert::PREFIXES),
+        Family::Roberta => (roberta::spec(&cfg), roberta::PREFIXES),
+        Family::Electra => (electra::spec(&cfg), electra::PREFIXES),
+        Family::Albert => (albert::spec(&cfg), albert::PREFIXES),
+    };
+    let w = Weights::open(dir, prefixes)?;
+    let used = expected(&cfg, &spec);
+    for (name, shape) in &used {
+        w.check(name, shape)?;
+    }
+    let stored_dtype = w.dtype_summary();
+    Ok(Info {
+        model: dir.to_path_buf(),
+        head_layers: head_layers(&spec.head),
+        activation: format!("{:?}", cfg.act),
+        layer_norm_eps: cfg.layer_norm_eps,
+        sizes: Sizes {
+            layers: cfg.num_layers,
+            hidden: cfg.hidden_size,
+            heads: cfg.num_heads,
+            head_dim: cfg.hidden_size / cfg.num_heads,
+            intermediate: cfg.intermediate_size,
+            embedding: cfg.embedding_size,
+            vocab: cfg.vocab_size,
+            max_positions: cfg.max_positions,
+            max_sequence: cfg.max_sequence(),
+            type_vocab: cfg.type_vocab_size,
+            hidden_groups: (cfg.family == Family::Albert).then_some(cfg.num_hidden_groups),
+        },
+        runs_as: runs_as(&stored_dtype),
+        stored_dtype,
+        parameters: w.parameter_count(),
+        tensors_used: {
+            let mut names: Vec<&String> = used.iter().map(|(n, _)| n).collect();
+            names.sort();
+            names.dedup();
+            names.len()
+        },
+        labels: cfg.id2label.clone(),
+        problem_type: cfg.problem_type.clone(),
+        architecture: cfg.architecture,
+        model_type: cfg.model_type,
+        family: cfg.family,
+        head: cfg.head,
+    })
+}
+
+/// How the stored dtype reaches the kernels (see `encoder::Uploader`).
+fn runs_as(dtype: &str) -> String {
+    let parts: Vec<&str> = dtype.split('+').collect();
+    let mut s = vec![];
+    if parts.contains(&"F32") {
+        s.push("f32 weights read as f32");
+    }
+    if parts.contains(&"F16") {
+        s.push("f16 weights read as f16 (matrices; biases and norms widened to f32)");
+    }
+    if parts.contains(&"BF16") {
+        s.push("bf16 weights widened to f32 on load (exact)");
+    }
+    if s.is_empty() {
+        return format!("stored as {dtype}: not a float dtype wgformer reads");
+    }
+    format!("{}; f32 accumulation", s.join(", "))
+}
+
+fn head_layers(h: &HeadSpec) -> String {
+    match h {
+        HeadSpec::Base => "none (hidden states)".into(),
+        HeadSpec::Classifier { dense, out } => match dense {
+            Some((d, act)) => format!(
+                "{} → {act:?} → {} on the first token ({} labels)",
+                d.w.trim_end_matches(".weight"),
+                out.w.trim_end_matches(".weight"),
+                out.out
+            ),
+            None => format!(
+                "{} on the first token ({} labels)",
+                out.w.trim_end_matches(".weight"),
+                out.out
+            ),
+        },
+        HeadSpec::QuestionAnswering(l) => format!(
+            "{} on every token (start, end)",
+            l.w.trim_end_matches(".weight")
+        ),
+    }
+}
+
+/// Every (tensor, shape) the architecture reads, as `Model::load` checks them.
+fn expected(cfg: &ModelConfig, spec: &NetworkSpec) -> Vec<(String, Vec<usize>)> {
+    let mut v: Vec<(String, Vec<usize>)> = vec![];
+    let lin = |v: &mut Vec<(String, Vec<usize>)>, l: &LinSpec| {
+        v.push((l.w.clone(), vec![l.out, l.inp]));
+        if let Some(b) = &l.b {
+            v.push((b.clone(), vec![l.out]));
+        }
+    };
+    let norm = |v: &mut Vec<(String, Vec<usize>)>, n: &NormSpec| {
+        v.push((n.gamma.clone(), vec![n.n]));
+        v.push((n.beta.clone(), vec![n.n]));
+    };
+    let e = &spec.embeddings;
+    let d = cfg.embedding_size;
+    v.push((e.word.clone(), vec![cfg.vocab_size, d]));
+    v.push((e.position.clone(), vec![cfg.max_positions, d]));
+    if let Some(t) = &e.token_type {
+        v.push((t.clone(), vec![cfg.type_vocab_size, d]));
+    }
+    norm(&mut v, &e.norm);
+    if let Some(p) = &e.project {
+        lin(&mut v, p);
+    }
+    for l in &spec.layers {
+        for x in [&l.q, &l.k, &l.v, &l.attn_out, &l.ff_in, &l.ff_out] {
+            lin(&mut v, x);
+        }
+        norm(&mut v, &l.attn_norm);
+        norm(&mut v, &l.out_norm);
+    }
+    match &spec.head {
+        HeadSpec::Base => {}
+        HeadSpec::Classifier { dense, out } => {
+            if let Some((d, _)) = dense {
+                lin(&mut v, d);
+            }
+            lin(&mut v, out);
+        }
+        HeadSpec::QuestionAnswering(l) => lin(&mut v, l),
+    }
+    v
 }

@@ -48,6 +48,8 @@ pub struct ModelConfig {
     pub embedding_size: usize,
     /// ALBERT: layers share `num_hidden_groups` parameter groups.
     pub num_hidden_groups: usize,
+    /// ALBERT: layers per parameter group (1 in every released checkpoint).
+    pub inner_group_num: usize,
     /// Labels by id (`id2label`); `LABEL_i` when the config has none.
     pub id2label: Vec<String>,
     pub problem_type: Option<String>,
@@ -155,6 +157,7 @@ impl ModelConfig {
             pad_token_id: opt_usize("pad_token_id", 0),
             embedding_size: opt_usize("embedding_size", hidden_size),
             num_hidden_groups: opt_usize("num_hidden_groups", 1).max(1),
+            inner_group_num: opt_usize("inner_group_num", 1).max(1),
             id2label,
             problem_type: v
                 .get("problem_type")

@@ -11,10 +11,13 @@
 //! # Ok::<(), wgformer::Error>(())
 //! ```
 
+pub mod albert;
 pub mod bert;
 pub mod config;
 pub mod distilbert;
+pub mod electra;
 pub mod encoder;
+pub mod roberta;
 pub mod weights;
 
 use crate::gpu::Gpu;
@@ -101,12 +104,9 @@ impl Model {
         let (spec, prefixes) = match config.family {
             Family::Bert => (bert::spec(&config), bert::PREFIXES),
             Family::DistilBert => (distilbert::spec(&config), distilbert::PREFIXES),
-            other => {
-                return Err(Error::model(
-                    dir,
-                    format!("{other:?} models are not supported yet; supported: bert, distilbert"),
-                ))
-            }
+            Family::Roberta => (roberta::spec(&config), roberta::PREFIXES),
+            Family::Electra => (electra::spec(&config), electra::PREFIXES),
+            Family::Albert => (albert::spec(&config), albert::PREFIXES),
         };
         let w = Weights::open(dir, prefixes)?;
         let e = config.embedding_size;

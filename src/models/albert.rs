@@ -1,0 +1,89 @@
+//! ALBERT (`model_type: albert`): factorised embeddings (BERT-style tables and LayerNorm at
+//! `embedding_size`, then `encoder.embedding_hidden_mapping_in` to the hidden size, always
+//! present) and layers shared across depth: layer `i` runs parameter group
+//! `int(i / (num_hidden_layers / num_hidden_groups))`. The same tensor names repeat in the spec and
+//! the encoder uploads them once. Classification is `classifier(tanh(pooler(first token)))`; QA is
+//! `qa_outputs` on every token.
+//!
+//! A group with `inner_group_num > 1` runs its inner layers one after the other; each inner layer
+//! is a spec layer, so the final output matches transformers but `forward_with_hidden` then holds
+//! one state per inner layer (transformers reports one per group application). Released ALBERT
+//! checkpoints all have `inner_group_num = 1`.
+
+use super::bert;
+use super::config::{HeadKind, ModelConfig};
+use super::encoder::{HeadSpec, LayerSpec, LinSpec, NetworkSpec, NormSpec, Positions};
+use crate::ops::activation::Act;
+
+pub const PREFIXES: &[&str] = &["albert."];
+
+/// The parameter group layer `i` uses, computed as transformers does (float division).
+pub fn group_of(i: usize, layers: usize, groups: usize) -> usize {
+    let groups = groups.max(1);
+    (i as f64 / (layers as f64 / groups as f64)) as usize
+}
+
+/// One ALBERT layer's tensor names under `p` (`...albert_layer_groups.G.albert_layers.J`).
+fn layer(p: &str, h: usize, ff: usize) -> LayerSpec {
+    LayerSpec {
+        q: LinSpec::new(&format!("{p}.attention.query"), h, h),
+        k: LinSpec::new(&format!("{p}.attention.key"), h, h),
+        v: LinSpec::new(&format!("{p}.attention.value"), h, h),
+        attn_out: LinSpec::new(&format!("{p}.attention.dense"), h, h),
+        attn_norm: NormSpec::new(&format!("{p}.attention.LayerNorm"), h),
+        ff_in: LinSpec::new(&format!("{p}.ffn"), ff, h),
+        ff_out: LinSpec::new(&format!("{p}.ffn_output"), h, ff),
+        out_norm: NormSpec::new(&format!("{p}.full_layer_layer_norm"), h),
+    }
+}
+
+pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
+    let h = cfg.hidden_size;
+    let e = cfg.embedding_size;
+    let mut embeddings = bert::embeddings("albert.embeddings", e, Positions::Absolute);
+    embeddings.project = Some(LinSpec::new(
+        "albert.encoder.embedding_hidden_mapping_in",
+        h,
+        e,
+    ));
+    let mut layers = vec![];
+    for i in 0..cfg.num_layers {
+        let g = group_of(i, cfg.num_layers, cfg.num_hidden_groups);
+        for j in 0..cfg.inner_group_num.max(1) {
+            layers.push(layer(
+                &format!("albert.encoder.albert_layer_groups.{g}.albert_layers.{j}"),
+                h,
+                cfg.intermediate_size,
+            ));
+        }
+    }
+    let head = match cfg.head {
+        HeadKind::Base => HeadSpec::Base,
+        HeadKind::SequenceClassification => HeadSpec::Classifier {
+            dense: Some((LinSpec::new("albert.pooler", h, h), Act::Tanh)),
+            out: LinSpec::new("classifier", cfg.num_labels(), h),
+        },
+        HeadKind::QuestionAnswering => {
+            HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
+        }
+    };
+    NetworkSpec {
+        embeddings,
+        layers,
+        head,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_of;
+
+    #[test]
+    fn layers_map_to_groups_as_transformers_does() {
+        assert_eq!((0..12).map(|i| group_of(i, 12, 1)).max(), Some(0));
+        let g: Vec<usize> = (0..12).map(|i| group_of(i, 12, 3)).collect();
+        assert_eq!(g, [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+        let g: Vec<usize> = (0..4).map(|i| group_of(i, 4, 4)).collect();
+        assert_eq!(g, [0, 1, 2, 3]);
+    }
+}

@@ -1,0 +1,41 @@
+//! RoBERTa family (`model_type: roberta`, `xlm-roberta`, `camembert`; all stored under `roberta.`):
+//! BERT's layers, a one-row token-type table, and padding-aware position ids that start at
+//! `pad_token_id + 1` ([`Positions::AfterPadding`]). Classification is
+//! `out_proj(tanh(dense(first token)))` under `classifier.`; QA is `qa_outputs` on every token.
+
+use super::bert;
+use super::config::{HeadKind, ModelConfig};
+use super::encoder::{HeadSpec, LinSpec, NetworkSpec, Positions};
+use crate::ops::activation::Act;
+
+pub const PREFIXES: &[&str] = &["roberta."];
+
+pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
+    let h = cfg.hidden_size;
+    let head = match cfg.head {
+        HeadKind::Base => HeadSpec::Base,
+        HeadKind::SequenceClassification => HeadSpec::Classifier {
+            dense: Some((LinSpec::new("classifier.dense", h, h), Act::Tanh)),
+            out: LinSpec::new("classifier.out_proj", cfg.num_labels(), h),
+        },
+        HeadKind::QuestionAnswering => {
+            HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
+        }
+    };
+    let positions = Positions::AfterPadding {
+        pad: cfg.pad_token_id as u32,
+    };
+    NetworkSpec {
+        embeddings: bert::embeddings("roberta.embeddings", h, positions),
+        layers: (0..cfg.num_layers)
+            .map(|i| {
+                bert::layer(
+                    &format!("roberta.encoder.layer.{i}"),
+                    h,
+                    cfg.intermediate_size,
+                )
+            })
+            .collect(),
+        head,
+    }
+}
