@@ -6,9 +6,9 @@ use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use wgformer::models::config::{Family, HeadKind, ModelConfig};
-use wgformer::models::encoder::{HeadSpec, LinSpec, NetworkSpec, NormSpec};
+use wgformer::models::encoder::HeadSpec;
 use wgformer::models::weights::Weights;
-use wgformer::models::{albert, bert, distilbert, electra, roberta};
+use wgformer::models::architecture;
 
 #[derive(Args)]
 pub struct InfoArgs {
@@ -139,15 +139,9 @@ fn describe(dir: &Path) -> anyhow::Result<Info> {
         );
     }
     let cfg = ModelConfig::load(dir)?;
-    let (spec, prefixes) = match cfg.family {
-        Family::Bert => (bert::spec(&cfg), bert::PREFIXES),
-        Family::DistilBert => (distilbert::spec(&cfg), distilbert::PREFIXES),
-        Family::Roberta => (roberta::spec(&cfg), roberta::PREFIXES),
-        Family::Electra => (electra::spec(&cfg), electra::PREFIXES),
-        Family::Albert => (albert::spec(&cfg), albert::PREFIXES),
-    };
+    let (spec, prefixes) = architecture(&cfg);
     let w = Weights::open(dir, prefixes)?;
-    let used = expected(&cfg, &spec);
+    let used = spec.expected(&cfg);
     for (name, shape) in &used {
         w.check(name, shape)?;
     }
@@ -230,46 +224,3 @@ fn head_layers(h: &HeadSpec) -> String {
     }
 }
 
-/// Every (tensor, shape) the architecture reads, as `Model::load` checks them.
-fn expected(cfg: &ModelConfig, spec: &NetworkSpec) -> Vec<(String, Vec<usize>)> {
-    let mut v: Vec<(String, Vec<usize>)> = vec![];
-    let lin = |v: &mut Vec<(String, Vec<usize>)>, l: &LinSpec| {
-        v.push((l.w.clone(), vec![l.out, l.inp]));
-        if let Some(b) = &l.b {
-            v.push((b.clone(), vec![l.out]));
-        }
-    };
-    let norm = |v: &mut Vec<(String, Vec<usize>)>, n: &NormSpec| {
-        v.push((n.gamma.clone(), vec![n.n]));
-        v.push((n.beta.clone(), vec![n.n]));
-    };
-    let e = &spec.embeddings;
-    let d = cfg.embedding_size;
-    v.push((e.word.clone(), vec![cfg.vocab_size, d]));
-    v.push((e.position.clone(), vec![cfg.max_positions, d]));
-    if let Some(t) = &e.token_type {
-        v.push((t.clone(), vec![cfg.type_vocab_size, d]));
-    }
-    norm(&mut v, &e.norm);
-    if let Some(p) = &e.project {
-        lin(&mut v, p);
-    }
-    for l in &spec.layers {
-        for x in [&l.q, &l.k, &l.v, &l.attn_out, &l.ff_in, &l.ff_out] {
-            lin(&mut v, x);
-        }
-        norm(&mut v, &l.attn_norm);
-        norm(&mut v, &l.out_norm);
-    }
-    match &spec.head {
-        HeadSpec::Base => {}
-        HeadSpec::Classifier { dense, out } => {
-            if let Some((d, _)) = dense {
-                lin(&mut v, d);
-            }
-            lin(&mut v, out);
-        }
-        HeadSpec::QuestionAnswering(l) => lin(&mut v, l),
-    }
-    v
-}

@@ -140,7 +140,6 @@ pub struct Network {
     /// Shared layers (ALBERT) appear several times as the same `Arc`.
     layers: Vec<Arc<Layer>>,
     head: Head,
-    hidden: usize,
     heads: usize,
     act: Act,
     eps: f32,
@@ -283,9 +282,16 @@ impl Uploader<'_> {
 }
 
 impl NetworkSpec {
-    /// Every (name, shape) the spec reads, for checking before any GPU work.
-    fn expected(&self) -> Vec<(String, Vec<usize>)> {
+    /// Every (name, shape) the spec reads, embedding tables included, for checking before any
+    /// GPU work.
+    pub fn expected(&self, cfg: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         let mut v = vec![];
+        let (e, d) = (&self.embeddings, cfg.embedding_size);
+        v.push((e.word.clone(), vec![cfg.vocab_size, d]));
+        v.push((e.position.clone(), vec![cfg.max_positions, d]));
+        if let Some(t) = &e.token_type {
+            v.push((t.clone(), vec![cfg.type_vocab_size, d]));
+        }
         let lin = |v: &mut Vec<(String, Vec<usize>)>, l: &LinSpec| {
             v.push((l.w.clone(), vec![l.out, l.inp]));
             if let Some(b) = &l.b {
@@ -296,7 +302,6 @@ impl NetworkSpec {
             v.push((n.gamma.clone(), vec![n.n]));
             v.push((n.beta.clone(), vec![n.n]));
         };
-        let e = &self.embeddings;
         norm(&mut v, &e.norm);
         if let Some(p) = &e.project {
             lin(&mut v, p);
@@ -329,17 +334,17 @@ impl Network {
         cfg: &ModelConfig,
         w: &Weights,
         spec: &NetworkSpec,
-        table_shapes: [(usize, usize); 3],
     ) -> Result<Network> {
         let e = &spec.embeddings;
-        w.check(&e.word, &[table_shapes[0].0, table_shapes[0].1])?;
-        w.check(&e.position, &[table_shapes[1].0, table_shapes[1].1])?;
-        if let Some(t) = &e.token_type {
-            w.check(t, &[table_shapes[2].0, table_shapes[2].1])?;
-        }
-        for (name, shape) in spec.expected() {
+        for (name, shape) in spec.expected(cfg) {
             w.check(&name, &shape)?;
         }
+        let d = cfg.embedding_size;
+        let table_shapes = [
+            (cfg.vocab_size, d),
+            (cfg.max_positions, d),
+            (cfg.type_vocab_size, d),
+        ];
         let mut up = Uploader {
             gpu,
             w,
@@ -424,7 +429,6 @@ impl Network {
             project,
             layers,
             head,
-            hidden: cfg.hidden_size,
             heads: cfg.num_heads,
             act: cfg.act,
             eps: cfg.layer_norm_eps,

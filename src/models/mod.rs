@@ -30,6 +30,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weights::Weights;
 
+/// The architecture file's description of `cfg` and the name prefixes its weights may carry.
+pub fn architecture(cfg: &ModelConfig) -> (encoder::NetworkSpec, &'static [&'static str]) {
+    match cfg.family {
+        Family::Bert => (bert::spec(cfg), bert::PREFIXES),
+        Family::DistilBert => (distilbert::spec(cfg), distilbert::PREFIXES),
+        Family::Roberta => (roberta::spec(cfg), roberta::PREFIXES),
+        Family::Electra => (electra::spec(cfg), electra::PREFIXES),
+        Family::Albert => (albert::spec(cfg), albert::PREFIXES),
+    }
+}
+
 /// One tokenized sequence (unpadded). `type_ids` may be empty (all zeros).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sequence {
@@ -101,21 +112,9 @@ impl Model {
             ));
         }
         let config = ModelConfig::load(dir)?;
-        let (spec, prefixes) = match config.family {
-            Family::Bert => (bert::spec(&config), bert::PREFIXES),
-            Family::DistilBert => (distilbert::spec(&config), distilbert::PREFIXES),
-            Family::Roberta => (roberta::spec(&config), roberta::PREFIXES),
-            Family::Electra => (electra::spec(&config), electra::PREFIXES),
-            Family::Albert => (albert::spec(&config), albert::PREFIXES),
-        };
+        let (spec, prefixes) = architecture(&config);
         let w = Weights::open(dir, prefixes)?;
-        let e = config.embedding_size;
-        let tables = [
-            (config.vocab_size, e),
-            (config.max_positions, e),
-            (config.type_vocab_size, e),
-        ];
-        let net = Network::load(gpu, &config, &w, &spec, tables)?;
+        let net = Network::load(gpu, &config, &w, &spec)?;
         Ok(Model {
             weights_dtype: w.dtype_summary(),
             parameters: w.parameter_count(),
