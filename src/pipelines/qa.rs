@@ -93,7 +93,7 @@ impl QaWindow {
         let mut toks =
             (0..self.len()).filter(|&i| self.is_context(i) && self.words[i] == Some(word));
         let first = toks.next()?;
-        let last = toks.last().unwrap_or(first);
+        let last = toks.next_back().unwrap_or(first);
         Some((self.offsets[first].0, self.offsets[last].1))
     }
 
@@ -618,7 +618,7 @@ mod tests {
     fn very_long_context_becomes_many_windows() {
         let tok = tokenizer();
         let (q, c) = longest_fixture_context();
-        let c = vec![c.as_str(); 8].join(" ");
+        let c = [c.as_str(); 8].join(" ");
         let f = prepare(&tok, &q, &c, &QaParams::default()).unwrap();
         assert!(f.windows.len() > 8, "{} windows", f.windows.len());
         assert!(f.windows.iter().all(|w| w.len() <= 384));
