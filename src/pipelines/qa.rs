@@ -979,4 +979,39 @@ mod tests {
             1
         );
     }
+
+    /// Every HF golden answer must be a span our windows can produce: some window has context
+    /// tokens s <= e < s + max_answer_len whose word-aligned code-point span is HF's
+    /// (start, end), and HF's answer is the context's code points start..end.
+    #[test]
+    fn every_hf_answer_is_a_reachable_span() {
+        let tok = tokenizer();
+        let p = QaParams::default();
+        for r in fixture_rows() {
+            let (q, c) = (
+                r["question"].as_str().unwrap(),
+                r["context"].as_str().unwrap(),
+            );
+            let (start, end) = (
+                r["start"].as_u64().unwrap() as usize,
+                r["end"].as_u64().unwrap() as usize,
+            );
+            assert_eq!(
+                py_slice(c, start, end),
+                r["answer"].as_str().unwrap(),
+                "{}",
+                r["id"]
+            );
+            let f = prepare(&tok, q, c, &p).unwrap();
+            let found = f.windows.iter().any(|w| {
+                (0..w.len()).filter(|&s| w.is_context(s)).any(|s| {
+                    let last = (s + p.max_answer_len - 1).min(w.len() - 1);
+                    (s..=last)
+                        .filter(|&e| w.is_context(e))
+                        .any(|e| w.char_span(s, e, true) == (start, end))
+                })
+            });
+            assert!(found, "{}: HF span {start}..{end} not reachable", r["id"]);
+        }
+    }
 }
