@@ -9,7 +9,9 @@ use wgformer::{Gpu, GpuOptions};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
-    let dir = args.next().ok_or_else(|| anyhow::anyhow!("usage: forward MODEL_DIR TEXT"))?;
+    let dir = args
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("usage: forward MODEL_DIR TEXT"))?;
     let text = args.next().unwrap_or_else(|| "hello world".into());
 
     let t0 = Instant::now();
@@ -18,10 +20,17 @@ fn main() -> anyhow::Result<()> {
 
     let t0 = Instant::now();
     let model = Model::load(dir.as_ref(), &gpu)?;
-    println!("model: {} ({:.0?})", model.config.architecture, t0.elapsed());
+    println!(
+        "model: {} ({:.0?})",
+        model.config.architecture,
+        t0.elapsed()
+    );
 
-    let tok = tokenizers::Tokenizer::from_file(format!("{dir}/tokenizer.json")).map_err(anyhow::Error::msg)?;
-    let enc = tok.encode(text.as_str(), true).map_err(anyhow::Error::msg)?;
+    let tok = tokenizers::Tokenizer::from_file(format!("{dir}/tokenizer.json"))
+        .map_err(anyhow::Error::msg)?;
+    let enc = tok
+        .encode(text.as_str(), true)
+        .map_err(anyhow::Error::msg)?;
     let seq = Sequence {
         ids: enc.get_ids().to_vec(),
         type_ids: enc.get_type_ids().to_vec(),

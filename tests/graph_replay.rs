@@ -14,8 +14,15 @@ fn graph_is_built_once_and_replayed_with_inputs_only() {
     assert_eq!(model.graph_builds(), 1);
     let second = model.forward(std::slice::from_ref(&b)).unwrap();
     let again = model.forward(std::slice::from_ref(&a)).unwrap();
-    assert_eq!(model.graph_builds(), 1, "same shape must replay, not rebuild");
-    assert_eq!(first.logits, again.logits, "a replay gives the same numbers");
+    assert_eq!(
+        model.graph_builds(),
+        1,
+        "same shape must replay, not rebuild"
+    );
+    assert_eq!(
+        first.logits, again.logits,
+        "a replay gives the same numbers"
+    );
     assert_ne!(first.logits, second.logits, "the new input was really used");
 
     let (plan, stats, nodes) = model.graph_report(1, a.ids.len()).unwrap();
@@ -47,14 +54,26 @@ fn bad_inputs_are_errors_not_panics() {
     let model = Model::load(&models().join("minilm-sst2"), &gpu).unwrap();
     let e = model.forward(&[]).unwrap_err().to_string();
     assert!(e.contains("no sequences"), "{e}");
-    let e = model.forward(&[Sequence::new(vec![])]).unwrap_err().to_string();
+    let e = model
+        .forward(&[Sequence::new(vec![])])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("no tokens"), "{e}");
-    let e = model.forward(&[Sequence::new(vec![101, 999_999])]).unwrap_err().to_string();
+    let e = model
+        .forward(&[Sequence::new(vec![101, 999_999])])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("999999") && e.contains("vocabulary"), "{e}");
-    let e = model.forward(&[Sequence::new(vec![101; 513])]).unwrap_err().to_string();
+    let e = model
+        .forward(&[Sequence::new(vec![101; 513])])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("513") && e.contains("512"), "{e}");
     let e = model
-        .forward(&[Sequence { ids: vec![101, 102], type_ids: vec![0, 5] }])
+        .forward(&[Sequence {
+            ids: vec![101, 102],
+            type_ids: vec![0, 5],
+        }])
         .unwrap_err()
         .to_string();
     assert!(e.contains("token type id 5"), "{e}");

@@ -5,10 +5,10 @@
 use clap::Args;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+use wgformer::models::architecture;
 use wgformer::models::config::{Family, HeadKind, ModelConfig};
 use wgformer::models::encoder::HeadSpec;
 use wgformer::models::weights::Weights;
-use wgformer::models::architecture;
 
 #[derive(Args)]
 pub struct InfoArgs {
@@ -223,4 +223,3 @@ fn head_layers(h: &HeadSpec) -> String {
         ),
     }
 }
-

@@ -234,11 +234,7 @@ impl Graph {
 
     /// Records every node. With `timestamps`, each node gets its own pass whose begin and end
     /// are written to queries `2i` and `2i+1`; otherwise all nodes share one pass.
-    pub fn encode(
-        &self,
-        enc: &mut wgpu::CommandEncoder,
-        timestamps: Option<&wgpu::QuerySet>,
-    ) {
+    pub fn encode(&self, enc: &mut wgpu::CommandEncoder, timestamps: Option<&wgpu::QuerySet>) {
         match timestamps {
             None => {
                 let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {

@@ -329,12 +329,7 @@ impl NetworkSpec {
 
 impl Network {
     /// Checks every tensor the spec names, then uploads them (shared names once).
-    pub fn load(
-        gpu: &Gpu,
-        cfg: &ModelConfig,
-        w: &Weights,
-        spec: &NetworkSpec,
-    ) -> Result<Network> {
+    pub fn load(gpu: &Gpu, cfg: &ModelConfig, w: &Weights, spec: &NetworkSpec) -> Result<Network> {
         let e = &spec.embeddings;
         for (name, shape) in spec.expected(cfg) {
             w.check(&name, &shape)?;

@@ -254,7 +254,8 @@ impl Model {
                     c.vocab_size
                 )));
             }
-            if !s.type_ids.is_empty() {
+            // Models without token-type embeddings (DistilBERT) ignore the tokenizer's type ids.
+            if !s.type_ids.is_empty() && c.type_vocab_size > 0 {
                 if s.type_ids.len() != s.ids.len() {
                     return Err(Error::Input(format!(
                         "row {r}: {} token type ids for {} tokens",
@@ -262,7 +263,7 @@ impl Model {
                         s.ids.len()
                     )));
                 }
-                let limit = c.type_vocab_size.max(1);
+                let limit = c.type_vocab_size;
                 if let Some(bad) = s.type_ids.iter().find(|&&t| t as usize >= limit) {
                     return Err(Error::Input(format!(
                         "row {r}: token type id {bad} but the model has {limit} token type(s)"
