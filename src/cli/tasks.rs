@@ -1,28 +1,507 @@
-//! `wgformer qa | classify | embed | eval` — to be written.
+//! `wgformer qa | classify | embed | eval`: parse arguments, call the pipelines, print.
 
+use super::GpuArgs;
+use anyhow::Context;
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use wgformer::hub;
+use wgformer::pipelines::classify::{ClassifyFunction, TopK};
+use wgformer::pipelines::input::{self, Item, QaInput, TextInput};
+use wgformer::pipelines::qa::{QaAnswer, QaParams};
+use wgformer::pipelines::{squad, Classifier, Embedder, QuestionAnswerer, DEFAULT_BATCH};
 
 #[derive(Args)]
-pub struct QaArgs {}
+pub struct QaArgs {
+    /// Local Hugging Face folder or hub id.
+    #[arg(long, default_value = hub::DEFAULT_QA_MODEL)]
+    model: String,
+    #[arg(long, short)]
+    question: Option<String>,
+    #[arg(long, short)]
+    context: Option<String>,
+    /// JSONL of {"id","question","context"} (`-` for stdin).
+    #[arg(long)]
+    input: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    top_k: usize,
+    #[arg(long, default_value_t = 128)]
+    doc_stride: usize,
+    #[arg(long, default_value_t = 15)]
+    max_answer_len: usize,
+    #[arg(long, default_value_t = 384)]
+    max_seq_len: usize,
+    #[arg(long, default_value_t = 64)]
+    max_question_len: usize,
+    #[arg(long)]
+    handle_impossible_answer: bool,
+    /// Print transformers' JSON (`{"score","start","end","answer"}`), one line per input.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
 #[derive(Args)]
-pub struct ClassifyArgs {}
+pub struct ClassifyArgs {
+    /// Local Hugging Face folder or hub id.
+    #[arg(long, default_value = hub::DEFAULT_CLASSIFY_MODEL)]
+    model: String,
+    /// Texts to classify.
+    texts: Vec<String>,
+    /// Second text of a pair (NLI, paraphrase), applied to every positional text.
+    #[arg(long)]
+    pair: Option<String>,
+    /// One text per line, or JSONL {"text","text_pair"} (`-` for stdin).
+    #[arg(long)]
+    input: Option<String>,
+    /// Labels to return: a number or `all`.
+    #[arg(long, default_value = "1")]
+    top_k: String,
+    /// softmax, sigmoid or none (default: as transformers picks from the config).
+    #[arg(long)]
+    function: Option<String>,
+    /// Print transformers' JSON (`[{"label","score"}]`), one line per input.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
 #[derive(Args)]
-pub struct EmbedArgs {}
+pub struct EmbedArgs {
+    /// Local Hugging Face / sentence-transformers folder or hub id.
+    #[arg(long, default_value = hub::DEFAULT_EMBED_MODEL)]
+    model: String,
+    texts: Vec<String>,
+    /// One text per line, or JSONL {"text"} (`-` for stdin).
+    #[arg(long)]
+    input: Option<String>,
+    /// Print one JSON array per input (default prints a short summary).
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
 #[derive(Subcommand)]
 pub enum EvalCommand {
-    Squad,
-    Classify,
+    /// Exact match and F1 on a SQuAD v1.1 file, with the official normalisation.
+    Squad(EvalSquadArgs),
+    /// Accuracy on a TSV (a header, then `sentence<TAB>label`, as GLUE SST-2).
+    Classify(EvalClassifyArgs),
 }
 
-pub fn qa(_a: QaArgs) -> anyhow::Result<()> {
-    anyhow::bail!("todo")
+#[derive(Args)]
+pub struct EvalSquadArgs {
+    #[arg(long, default_value = hub::DEFAULT_QA_MODEL)]
+    model: String,
+    /// SQuAD v1.1 JSON (e.g. dev-v1.1.json).
+    #[arg(long)]
+    data: PathBuf,
+    /// Only the first N questions.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Where to write `{id: answer}`.
+    #[arg(long, default_value = "predictions.json")]
+    predictions: PathBuf,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
-pub fn classify(_a: ClassifyArgs) -> anyhow::Result<()> {
-    anyhow::bail!("todo")
+
+#[derive(Args)]
+pub struct EvalClassifyArgs {
+    #[arg(long, default_value = hub::DEFAULT_CLASSIFY_MODEL)]
+    model: String,
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long)]
+    limit: Option<usize>,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
 }
-pub fn embed(_a: EmbedArgs) -> anyhow::Result<()> {
-    anyhow::bail!("todo")
+
+fn bar(total: usize, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total as u64);
+    pb.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    // Small jobs finish before a bar is worth drawing.
+    if total < 8 {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    pb
 }
-pub fn eval(_a: EvalCommand) -> anyhow::Result<()> {
-    anyhow::bail!("todo")
+
+/// Items that parsed, and reports of those that did not (kept in line order for output).
+fn split_items<T>(items: Vec<Item<T>>) -> (Vec<(usize, T)>, Vec<(usize, String)>) {
+    let (mut ok, mut bad) = (vec![], vec![]);
+    for it in items {
+        match it.value {
+            Ok(v) => ok.push((it.line, v)),
+            Err(e) => bad.push((it.line, e)),
+        }
+    }
+    (ok, bad)
+}
+
+fn report_bad(bad: &[(usize, String)], json: bool) {
+    for (line, e) in bad {
+        eprintln!("error: {e}");
+        if json {
+            println!("{}", serde_json::json!({ "line": line, "error": e }));
+        }
+    }
+}
+
+pub fn qa(a: QaArgs) -> anyhow::Result<()> {
+    let params = QaParams {
+        top_k: a.top_k,
+        doc_stride: a.doc_stride,
+        max_answer_len: a.max_answer_len,
+        max_seq_len: a.max_seq_len,
+        max_question_len: a.max_question_len,
+        handle_impossible_answer: a.handle_impossible_answer,
+        ..QaParams::default()
+    };
+    let (inputs, bad) = match (&a.input, &a.question, &a.context) {
+        (Some(path), None, None) => split_items(input::read_qa(path)?),
+        (None, Some(q), Some(c)) => (
+            vec![(
+                0,
+                QaInput {
+                    id: "0".into(),
+                    question: q.clone(),
+                    context: c.clone(),
+                },
+            )],
+            vec![],
+        ),
+        _ => anyhow::bail!(
+            "give --question and --context, or --input FILE (JSONL of {{\"id\",\"question\",\"context\"}})"
+        ),
+    };
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let qa = QuestionAnswerer::load(&dir, &gpu)?;
+    let list: Vec<QaInput> = inputs.iter().map(|(_, i)| i.clone()).collect();
+    let pb = bar(list.len(), "answering");
+    let answers = qa.answer(&list, &params, a.batch_size, &|n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    report_bad(&bad, a.json);
+    let mut failed = !bad.is_empty();
+    for ((line, inp), ans) in inputs.iter().zip(answers) {
+        match ans {
+            Ok(ans) => print_answers(&inp.id, &ans, a.json, params.top_k)?,
+            Err(e) => {
+                failed = true;
+                let where_ = if a.input.is_some() {
+                    format!("line {line}: ")
+                } else {
+                    String::new()
+                };
+                eprintln!("error: {where_}{e}");
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "line": line, "error": e.to_string() })
+                    );
+                }
+            }
+        }
+    }
+    if failed && list.len() <= 1 {
+        anyhow::bail!("no answer");
+    }
+    Ok(())
+}
+
+fn print_answers(id: &str, ans: &[QaAnswer], json: bool, top_k: usize) -> anyhow::Result<()> {
+    if json {
+        // transformers returns a dict for top_k 1 and a list otherwise.
+        let s = match (top_k, ans) {
+            (1, [one]) => serde_json::to_string(one)?,
+            _ => serde_json::to_string(ans)?,
+        };
+        println!("{s}");
+        return Ok(());
+    }
+    if ans.is_empty() {
+        println!("{id}: no answer found");
+    }
+    for x in ans {
+        println!(
+            "{}  (score {:.4}, characters {}..{}{})",
+            x.answer,
+            x.score,
+            x.start,
+            x.end,
+            if id == "0" {
+                String::new()
+            } else {
+                format!(", id {id}")
+            }
+        );
+    }
+    Ok(())
+}
+
+fn parse_top_k(s: &str) -> anyhow::Result<TopK> {
+    match s {
+        "all" | "none" => Ok(TopK::All),
+        "1" => Ok(TopK::One),
+        n => {
+            let n: usize = n
+                .parse()
+                .with_context(|| format!("--top-k {n}: give a number or `all`"))?;
+            anyhow::ensure!(n > 0, "--top-k must be at least 1");
+            Ok(TopK::N(n))
+        }
+    }
+}
+
+fn text_inputs(
+    texts: &[String],
+    pair: Option<&String>,
+    file: Option<&String>,
+) -> anyhow::Result<(Vec<(usize, TextInput)>, Vec<(usize, String)>)> {
+    match (file, texts.is_empty()) {
+        (Some(path), true) => Ok(split_items(input::read_texts(path)?)),
+        (None, false) => Ok((
+            texts
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    (
+                        i + 1,
+                        TextInput {
+                            text: t.clone(),
+                            text_pair: pair.cloned(),
+                        },
+                    )
+                })
+                .collect(),
+            vec![],
+        )),
+        (Some(_), false) => anyhow::bail!("give texts or --input FILE, not both"),
+        (None, true) => anyhow::bail!("nothing to do: give texts as arguments or --input FILE"),
+    }
+}
+
+pub fn classify(a: ClassifyArgs) -> anyhow::Result<()> {
+    let top_k = parse_top_k(&a.top_k)?;
+    let function = a
+        .function
+        .as_deref()
+        .map(ClassifyFunction::parse)
+        .transpose()?;
+    let (inputs, bad) = text_inputs(&a.texts, a.pair.as_ref(), a.input.as_ref())?;
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let c = Classifier::load(&dir, &gpu, function)?;
+    let list: Vec<TextInput> = inputs.iter().map(|(_, i)| i.clone()).collect();
+    let pb = bar(list.len(), "classifying");
+    let results = c.classify(&list, top_k, a.batch_size, &|n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    report_bad(&bad, a.json);
+    for ((line, inp), r) in inputs.iter().zip(results) {
+        match r {
+            Ok(labels) if a.json => println!("{}", serde_json::to_string(&labels)?),
+            Ok(labels) => {
+                let shown: Vec<String> = labels
+                    .iter()
+                    .map(|l| format!("{} {:.4}", l.label, l.score))
+                    .collect();
+                println!("{}\t{}", shown.join(", "), inp.text);
+            }
+            Err(e) => {
+                eprintln!("error: line {line}: {e}");
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "line": line, "error": e.to_string() })
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn embed(a: EmbedArgs) -> anyhow::Result<()> {
+    let (inputs, bad) = text_inputs(&a.texts, None, a.input.as_ref())?;
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let e = Embedder::load(&dir, &gpu)?;
+    let list: Vec<TextInput> = inputs.iter().map(|(_, i)| i.clone()).collect();
+    let pb = bar(list.len(), "embedding");
+    let results = e.embed(&list, a.batch_size, &|n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    report_bad(&bad, a.json);
+    for ((line, inp), r) in inputs.iter().zip(results) {
+        match r {
+            Ok(v) if a.json => println!("{}", serde_json::to_string(&v)?),
+            Ok(v) => {
+                let head: Vec<String> = v.iter().take(4).map(|x| format!("{x:.4}")).collect();
+                println!(
+                    "[{}, ...] ({} dims)\t{}",
+                    head.join(", "),
+                    v.len(),
+                    inp.text
+                );
+            }
+            Err(err) => {
+                eprintln!("error: line {line}: {err}");
+                if a.json {
+                    println!(
+                        "{}",
+                        serde_json::json!({ "line": line, "error": err.to_string() })
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn eval(cmd: EvalCommand) -> anyhow::Result<()> {
+    match cmd {
+        EvalCommand::Squad(a) => eval_squad(a),
+        EvalCommand::Classify(a) => eval_classify(a),
+    }
+}
+
+fn eval_squad(a: EvalSquadArgs) -> anyhow::Result<()> {
+    let mut data = squad::load_dataset(&a.data)?;
+    if let Some(n) = a.limit {
+        data.truncate(n);
+    }
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let qa = QuestionAnswerer::load(&dir, &gpu)?;
+    let inputs: Vec<QaInput> = data
+        .iter()
+        .map(|q| QaInput {
+            id: q.id.clone(),
+            question: q.question.clone(),
+            context: q.context.clone(),
+        })
+        .collect();
+    let pb = bar(inputs.len(), "squad");
+    let t0 = std::time::Instant::now();
+    let answers = qa.answer(&inputs, &QaParams::default(), a.batch_size, &|n| {
+        pb.set_position(n as u64)
+    })?;
+    pb.finish_and_clear();
+    let mut preds = HashMap::new();
+    for (q, ans) in data.iter().zip(answers) {
+        match ans {
+            Ok(ans) => {
+                preds.insert(
+                    q.id.clone(),
+                    ans.first().map(|x| x.answer.clone()).unwrap_or_default(),
+                );
+            }
+            Err(e) => eprintln!("error: question {}: {e}", q.id),
+        }
+    }
+    let scores = squad::evaluate(&data, &preds);
+    std::fs::write(&a.predictions, serde_json::to_string_pretty(&preds)?)
+        .with_context(|| format!("writing {}", a.predictions.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "exact_match": scores.exact_match,
+            "f1": scores.f1,
+            "total": scores.total,
+            "seconds": t0.elapsed().as_secs_f64(),
+            "adapter": gpu.describe(),
+            "predictions": a.predictions,
+        })
+    );
+    Ok(())
+}
+
+fn eval_classify(a: EvalClassifyArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.data)
+        .with_context(|| format!("reading {}", a.data.display()))?;
+    let mut rows = vec![];
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let (sentence, label) = line.rsplit_once('\t').with_context(|| {
+            format!(
+                "{} line {}: expected `sentence<TAB>label`",
+                a.data.display(),
+                i + 1
+            )
+        })?;
+        let label: usize = label.trim().parse().with_context(|| {
+            format!(
+                "{} line {}: label `{label}` is not an integer id",
+                a.data.display(),
+                i + 1
+            )
+        })?;
+        rows.push((sentence.to_string(), label));
+    }
+    if let Some(n) = a.limit {
+        rows.truncate(n);
+    }
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "{}: no rows after the header",
+        a.data.display()
+    );
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let c = Classifier::load(&dir, &gpu, None)?;
+    let inputs: Vec<TextInput> = rows
+        .iter()
+        .map(|(s, _)| TextInput {
+            text: s.clone(),
+            text_pair: None,
+        })
+        .collect();
+    let pb = bar(inputs.len(), "classify");
+    let t0 = std::time::Instant::now();
+    let results = c.classify(&inputs, TopK::One, a.batch_size, &|n| {
+        pb.set_position(n as u64)
+    })?;
+    pb.finish_and_clear();
+    let labels = &c.model.config.id2label;
+    let mut correct = 0;
+    for ((_, gold), r) in rows.iter().zip(&results) {
+        if let Ok(top) = r {
+            if labels.get(*gold) == top.first().map(|l| &l.label) {
+                correct += 1;
+            }
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "accuracy": correct as f64 / rows.len() as f64,
+            "correct": correct,
+            "total": rows.len(),
+            "seconds": t0.elapsed().as_secs_f64(),
+            "adapter": gpu.describe(),
+        })
+    );
+    Ok(())
 }
