@@ -13,6 +13,8 @@ const TILE: usize = 64;
 /// Rows × columns one workgroup of the direct and vec4 variants covers.
 const DIRECT_ROWS: usize = 4;
 const DIRECT_COLS: usize = 256;
+const VEC4_ROWS: usize = 8;
+const VEC4_COLS: usize = 384;
 
 /// Splits the shader at a section marker line: (text before it, text after that line).
 fn split_section<'a>(src: &'a str, mark: &str) -> (&'a str, &'a str) {
@@ -202,7 +204,12 @@ impl Matmul {
                     self.m.div_ceil(TILE) as u32,
                     (self.batch0 * self.batch1) as u32,
                 ],
-                Variant::Direct | Variant::Vec4 => [
+                Variant::Vec4 => [
+                    self.n.div_ceil(VEC4_COLS) as u32,
+                    self.m.div_ceil(VEC4_ROWS) as u32,
+                    (self.batch0 * self.batch1) as u32,
+                ],
+                Variant::Direct => [
                     self.n.div_ceil(DIRECT_COLS) as u32,
                     self.m.div_ceil(DIRECT_ROWS) as u32,
                     (self.batch0 * self.batch1) as u32,
