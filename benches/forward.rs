@@ -14,7 +14,9 @@ fn forward(c: &mut Criterion) {
     let rows = random_rows(1, 128, model.config.vocab_size, 1).expect("rows");
     model.forward(&rows).expect("warm-up forward");
     let mut group = c.benchmark_group("forward");
-    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
     group.bench_function("minilm-l6 1x128", |b| {
         b.iter(|| model.forward(&rows).expect("forward"))
     });

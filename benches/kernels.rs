@@ -10,7 +10,9 @@ use wgformer::gpu::test_gpu;
 fn matmul(c: &mut Criterion) {
     let gpu = test_gpu();
     let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
     for s in [128usize, 256] {
         let g = kernels::matmul_graph(gpu, s, s, s, true, 1).expect("matmul graph");
         group.throughput(Throughput::Elements((2 * s * s * s) as u64));
@@ -25,7 +27,9 @@ fn softmax(c: &mut Criterion) {
     let gpu = test_gpu();
     let g = kernels::softmax_graph(gpu, 12 * 128, 128, 1).expect("softmax graph");
     let mut group = c.benchmark_group("softmax");
-    group.sample_size(10).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
     group.bench_function("12x128 rows of 128", |b| {
         b.iter(|| g.run(gpu, &[]).expect("softmax run"))
     });
@@ -36,7 +40,9 @@ fn layer_norm(c: &mut Criterion) {
     let gpu = test_gpu();
     let g = kernels::layer_norm_graph(gpu, 128, 384, 1).expect("layer_norm graph");
     let mut group = c.benchmark_group("layer_norm");
-    group.sample_size(10).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
     group.bench_function("128x384 +residual", |b| {
         b.iter(|| g.run(gpu, &[]).expect("layer_norm run"))
     });

@@ -48,12 +48,18 @@ fn node_counts_match_a_hand_count() {
         // positions and types are u32 per token.
         (
             "embeddings",
-            ("embedding", (t * h * 9, 12 * t + 3 * 4 * t * h + 4 * t * h + 8 * h)),
+            (
+                "embedding",
+                (t * h * 9, 12 * t + 3 * 4 * t * h + 4 * t * h + 8 * h),
+            ),
         ),
         ("layer0.qkv", ("matmul", linear(t, 3 * h, h, true))),
         ("layer0.attention.qk", ("matmul", attn)),
         // 4 heads × 8 query rows of 8 scores: max, subtract, exp, sum, scale, mask add.
-        ("layer0.attention.softmax", ("softmax", (4 * 8 * 8 * 6, 8 * 4 * 8 * 8))),
+        (
+            "layer0.attention.softmax",
+            ("softmax", (4 * 8 * 8 * 6, 8 * 4 * 8 * 8)),
+        ),
         ("layer0.attention.pv", ("matmul", attn)),
         ("layer0.attn_out", ("matmul", linear(t, h, h, true))),
         ("layer0.attn_norm", ("layer_norm", norm)),
@@ -79,7 +85,11 @@ fn node_counts_match_a_hand_count() {
         let twin = want[n.label.replacen("layer1.", "layer0.", 1).as_str()];
         assert_eq!((n.flops, n.bytes), twin.1, "{}", n.label);
     }
-    let matmul_flops: u64 = nodes.iter().filter(|n| n.kind == "matmul").map(|n| n.flops).sum();
+    let matmul_flops: u64 = nodes
+        .iter()
+        .filter(|n| n.kind == "matmul")
+        .map(|n| n.flops)
+        .sum();
     // Per layer: qkv 49152 + qk 4096 + pv 4096 + attn_out 16384 + ff_in 32768 + ff_out 32768.
     assert_eq!(matmul_flops, 2 * 139_264 + 2048 + 192);
 }
@@ -88,7 +98,10 @@ fn check_profile(p: &ForwardProfile, labels: &[String]) {
     assert_eq!(p.nodes.len(), labels.len(), "one timed node per graph node");
     for (n, l) in p.nodes.iter().zip(labels) {
         assert_eq!(&n.label, l);
-        assert!(n.us.is_finite() && n.us >= 0.0 && n.start_us >= 0.0, "{n:?}");
+        assert!(
+            n.us.is_finite() && n.us >= 0.0 && n.start_us >= 0.0,
+            "{n:?}"
+        );
     }
     let sum: f64 = p.nodes.iter().map(|n| n.us).sum();
     assert!((sum - p.gpu_sum_us).abs() <= 1e-9 * sum.max(1.0));
@@ -100,7 +113,10 @@ fn check_profile(p: &ForwardProfile, labels: &[String]) {
         p.gpu_sum_us
     );
     assert_eq!(kinds.iter().map(|k| k.calls).sum::<usize>(), labels.len());
-    assert!(p.gpu_sum_us > 0.0 && p.gpu_span_us > 0.0 && p.wall_us > 0.0, "{p:?}");
+    assert!(
+        p.gpu_sum_us > 0.0 && p.gpu_span_us > 0.0 && p.wall_us > 0.0,
+        "{p:?}"
+    );
 }
 
 #[test]
@@ -186,10 +202,16 @@ fn kernel_bench_counts_and_rates() {
 
     let g = kernels::softmax_graph(gpu, 24, 40, 1).unwrap();
     let n = g.nodes().next().unwrap().clone();
-    assert_eq!((n.kind, n.flops, n.bytes), ("softmax", 24 * 40 * 6, 8 * 24 * 40));
+    assert_eq!(
+        (n.kind, n.flops, n.bytes),
+        ("softmax", 24 * 40 * 6, 8 * 24 * 40)
+    );
     let g = kernels::layer_norm_graph(gpu, 5, 48, 1).unwrap();
     let n = g.nodes().next().unwrap().clone();
-    assert_eq!((n.kind, n.flops, n.bytes), ("layer_norm", 5 * 48 * 8, 4 * 5 * 48 * 3 + 8 * 48));
+    assert_eq!(
+        (n.kind, n.flops, n.bytes),
+        ("layer_norm", 5 * 48 * 8, 4 * 5 * 48 * 3 + 8 * 48)
+    );
 
     assert!(kernels::matmul_graph(gpu, 0, 4, 4, false, 1).is_err());
 }
@@ -242,5 +264,7 @@ fn random_minilm_folder_has_the_real_parameter_count_and_runs() {
 
     assert!(random_rows(0, 8, 100, 1).is_err());
     let rows = random_rows(3, 5, 30522, 2).unwrap();
-    assert!(rows.iter().all(|r| r.ids.len() == 5 && r.ids[0] == 101 && r.ids[4] == 102));
+    assert!(rows
+        .iter()
+        .all(|r| r.ids.len() == 5 && r.ids[0] == 101 && r.ids[4] == 102));
 }

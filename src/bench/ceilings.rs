@@ -39,7 +39,13 @@ pub fn cache_dir() -> Option<PathBuf> {
 pub fn default_path(gpu: &Gpu) -> Option<PathBuf> {
     let name: String = format!("{}-{:?}", gpu.info.name, gpu.info.backend)
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
     Some(cache_dir()?.join(format!("ceilings-{name}.json")))
 }
@@ -67,28 +73,49 @@ impl Ceilings {
 
     /// Measures this adapter. `quick` tries fewer sizes and runs (for `profile` when nothing is
     /// cached). `progress` is told each step.
-    pub fn measure(gpu: &Arc<Gpu>, quick: bool, mut progress: impl FnMut(&str)) -> Result<Ceilings> {
+    pub fn measure(
+        gpu: &Arc<Gpu>,
+        quick: bool,
+        mut progress: impl FnMut(&str),
+    ) -> Result<Ceilings> {
         // Software adapters take seconds per large matmul; their peak shows at moderate sizes.
         let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
-        let sizes: &[usize] = match (quick, cpu) {
-            (true, true) => &[256, 512],
-            (true, false) => &[1024, 2048],
-            (false, true) => &[256, 512, 1024],
-            (false, false) => &[512, 1024, 2048, 4096],
+        // Squares plus an encoder FFN shape (tokens × 4·hidden × hidden), which some adapters
+        // run faster than any square.
+        let shapes: &[(usize, usize, usize)] = match (quick, cpu) {
+            (true, true) => &[(256, 256, 256), (512, 512, 512), (128, 1536, 384)],
+            (true, false) => &[(1024, 1024, 1024), (2048, 2048, 2048), (4096, 3072, 768)],
+            (false, true) => &[
+                (256, 256, 256),
+                (512, 512, 512),
+                (1024, 1024, 1024),
+                (128, 1536, 384),
+            ],
+            (false, false) => &[
+                (512, 512, 512),
+                (1024, 1024, 1024),
+                (2048, 2048, 2048),
+                (4096, 4096, 4096),
+                (4096, 3072, 768),
+            ],
         };
         let runs = if quick { 2 } else { 3 };
         let mut best = (0.0, String::new());
-        for &s in sizes {
+        for &(m, n, k) in shapes {
             for f16 in [false, true] {
-                progress(&format!("matmul {s}x{s}x{s} W {}", if f16 { "f16" } else { "f32" }));
-                let r = kernels::bench_matmul(gpu, s, s, s, f16, runs)?;
+                progress(&format!(
+                    "matmul {m}x{n}x{k} W {}",
+                    if f16 { "f16" } else { "f32" }
+                ));
+                let r = kernels::bench_matmul(gpu, m, n, k, f16, runs)?;
                 if r.gflops > best.0 {
                     best = (r.gflops, r.name.clone());
                 }
             }
         }
         progress("buffer copy");
-        let (copy_gbps, copy_bytes) = copy_bandwidth(gpu, if cpu || quick { 64 << 20 } else { 512 << 20 }, runs)?;
+        let (copy_gbps, copy_bytes) =
+            copy_bandwidth(gpu, if cpu || quick { 64 << 20 } else { 512 << 20 }, runs)?;
         Ok(Ceilings {
             adapter: gpu.info.name.clone(),
             backend: format!("{:?}", gpu.info.backend).to_lowercase(),
@@ -119,13 +146,18 @@ pub fn copy_bandwidth(gpu: &Gpu, bytes: u64, runs: usize) -> Result<(f64, u64)> 
             mapped_at_creation: false,
         })
     };
-    let src = mk("copy.src", wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST);
+    let src = mk(
+        "copy.src",
+        wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+    );
     let dst = mk("copy.dst", wgpu::BufferUsages::COPY_DST);
     gpu.check()?;
     let mut best = f64::INFINITY;
     // The first copy pays for first touch of the memory: not counted.
     for i in 0..runs.max(1) + 1 {
-        let us = profiler::time_commands(gpu, |enc| enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes))?;
+        let us = profiler::time_commands(gpu, |enc| {
+            enc.copy_buffer_to_buffer(&src, 0, &dst, 0, bytes)
+        })?;
         if i > 0 {
             best = best.min(us);
         }

@@ -64,7 +64,14 @@ pub fn matmul_graph(
     let b = g.weight(&random_weight(gpu, "w", &[n, k], wd)?);
     let c = g.activation("y", &[m, n]);
     for i in 0..reps.max(1) {
-        g.matmul(&format!("matmul{i}"), Matmul::linear(m, n, k), a, b, None, c)?;
+        g.matmul(
+            &format!("matmul{i}"),
+            Matmul::linear(m, n, k),
+            a,
+            b,
+            None,
+            c,
+        )?;
     }
     g.build()
 }
@@ -110,7 +117,10 @@ pub fn layer_norm_graph(gpu: &Gpu, rows: usize, n: usize, reps: usize) -> Result
 pub fn time_graph(gpu: &Arc<Gpu>, name: &str, graph: &Graph, runs: usize) -> Result<KernelResult> {
     let mut prof = Profiler::new(gpu, graph)?;
     let runs = profiler::profile_graph(&mut prof, graph, &[], 1, runs.max(1))?;
-    let samples: Vec<f64> = runs.iter().flat_map(|r| r.nodes.iter().map(|n| n.us)).collect();
+    let samples: Vec<f64> = runs
+        .iter()
+        .flat_map(|r| r.nodes.iter().map(|n| n.us))
+        .collect();
     let node = graph
         .nodes()
         .next()

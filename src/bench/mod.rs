@@ -30,10 +30,9 @@ pub fn parse_list(s: &str) -> crate::Result<Vec<usize>> {
         .map(|x| x.trim())
         .filter(|x| !x.is_empty())
         .map(|x| {
-            x.parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| crate::Error::Input(format!("`{x}` in `{s}` is not a positive integer")))
+            x.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                crate::Error::Input(format!("`{x}` in `{s}` is not a positive integer"))
+            })
         })
         .collect::<crate::Result<_>>()?;
     if v.is_empty() {

@@ -69,13 +69,21 @@ impl RandomConfig {
             v.push((format!("{p}.bias"), vec![n], Init::Zero));
         };
         let e = "bert.embeddings";
-        v.push((format!("{e}.word_embeddings.weight"), vec![VOCAB, h], Init::Random));
+        v.push((
+            format!("{e}.word_embeddings.weight"),
+            vec![VOCAB, h],
+            Init::Random,
+        ));
         v.push((
             format!("{e}.position_embeddings.weight"),
             vec![MAX_POS, h],
             Init::Random,
         ));
-        v.push((format!("{e}.token_type_embeddings.weight"), vec![2, h], Init::Random));
+        v.push((
+            format!("{e}.token_type_embeddings.weight"),
+            vec![2, h],
+            Init::Random,
+        ));
         norm(&mut v, &format!("{e}.LayerNorm"), h);
         for i in 0..layers {
             let p = format!("bert.encoder.layer.{i}");
@@ -167,7 +175,9 @@ pub fn random_rows(batch: usize, seq: usize, vocab: usize, seed: u64) -> Result<
         )));
     }
     if vocab < 2 {
-        return Err(Error::Input(format!("a vocabulary of {vocab} ids is too small")));
+        return Err(Error::Input(format!(
+            "a vocabulary of {vocab} ids is too small"
+        )));
     }
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // Skip the special/unused ids at the start of BERT vocabularies where the vocab is large.

@@ -5,7 +5,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::time::Instant;
-use wgformer::bench::{ceilings, kernels, parse_list, quantile, random_rows, Ceilings, RandomConfig};
+use wgformer::bench::{
+    ceilings, kernels, parse_list, quantile, random_rows, Ceilings, RandomConfig,
+};
 use wgformer::gpu::profiler::Timing;
 
 #[derive(Args)]
@@ -126,7 +128,11 @@ fn matmul(g: &super::GpuArgs, a: MatmulArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("adapter  {}", gpu.describe());
-    println!("timing   {}, median of {} dispatches", timing_name(r.timing), r.samples);
+    println!(
+        "timing   {}, median of {} dispatches",
+        timing_name(r.timing),
+        r.samples
+    );
     println!(
         "{}: {:.1} µs median ({:.1} µs best) · {:.2} GFLOP/s · {:.2} GB/s",
         r.name, r.median_us, r.min_us, r.gflops, r.gbytes
@@ -138,7 +144,10 @@ fn kernels_cmd(g: &super::GpuArgs, a: KernelsArgs) -> anyhow::Result<()> {
     let gpu = g.open()?;
     let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let max = a.max_size.unwrap_or(if cpu { 1024 } else { 4096 });
-    let mut jobs: Vec<(String, Box<dyn Fn() -> wgformer::Result<kernels::KernelResult>>)> = vec![];
+    let mut jobs: Vec<(
+        String,
+        Box<dyn Fn() -> wgformer::Result<kernels::KernelResult>>,
+    )> = vec![];
     let mut s = 128;
     while s <= max {
         for f16 in [false, true] {
@@ -191,7 +200,10 @@ fn kernels_cmd(g: &super::GpuArgs, a: KernelsArgs) -> anyhow::Result<()> {
     if let Some(r) = results.first() {
         println!("timing   {}, median per dispatch", timing_name(r.timing));
     }
-    println!("{:<32} {:>11} {:>11} {:>9} {:>8}", "kernel", "median µs", "best µs", "GFLOP/s", "GB/s");
+    println!(
+        "{:<32} {:>11} {:>11} {:>9} {:>8}",
+        "kernel", "median µs", "best µs", "GFLOP/s", "GB/s"
+    );
     for r in &results {
         println!(
             "{:<32} {:>11.1} {:>11.1} {:>9.2} {:>8.2}",
@@ -208,15 +220,23 @@ fn ceilings_cmd(g: &super::GpuArgs, a: CeilingsArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let path = a.ceilings.clone().or_else(|| ceilings::default_path(&gpu));
     let saved = match &path {
-        Some(p) => c.save(p).map(|_| p.display().to_string()).map_err(anyhow::Error::from),
-        None => Err(anyhow::anyhow!("no cache folder (set XDG_CACHE_HOME or HOME, or pass --ceilings FILE)")),
+        Some(p) => c
+            .save(p)
+            .map(|_| p.display().to_string())
+            .map_err(anyhow::Error::from),
+        None => Err(anyhow::anyhow!(
+            "no cache folder (set XDG_CACHE_HOME or HOME, or pass --ceilings FILE)"
+        )),
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else {
         println!("adapter  {}", gpu.describe());
         println!("timing   {}", c.timing);
-        println!("matmul   {:.2} GFLOP/s (best: {})", c.matmul_gflops, c.matmul_shape);
+        println!(
+            "matmul   {:.2} GFLOP/s (best: {})",
+            c.matmul_gflops, c.matmul_shape
+        );
         println!(
             "copy     {:.2} GB/s (read + write, {} MiB buffer-to-buffer copy)",
             c.copy_gbps,
@@ -255,7 +275,10 @@ fn e2e(g: &super::GpuArgs, a: E2eArgs) -> anyhow::Result<()> {
     let (model, name) = choice.load(&gpu)?;
     for &s in &seqs {
         if s > model.max_sequence() {
-            anyhow::bail!("--seq {s} exceeds this model's {} positions", model.max_sequence());
+            anyhow::bail!(
+                "--seq {s} exceeds this model's {} positions",
+                model.max_sequence()
+            );
         }
     }
     let bar = indicatif::ProgressBar::new((batches.len() * seqs.len() * (a.runs + 1)) as u64);
@@ -304,7 +327,10 @@ fn e2e(g: &super::GpuArgs, a: E2eArgs) -> anyhow::Result<()> {
     println!("adapter  {}", gpu.describe());
     println!("model    {name} ({} weights)", model.weights_dtype);
     println!("timing   host wall clock per forward (inputs written → outputs read), {} runs after 1 warm-up", a.runs);
-    println!("{:>6} {:>6} {:>10} {:>10} {:>10} {:>11}", "batch", "seq", "p50 ms", "p90 ms", "seq/s", "tokens/s");
+    println!(
+        "{:>6} {:>6} {:>10} {:>10} {:>10} {:>11}",
+        "batch", "seq", "p50 ms", "p90 ms", "seq/s", "tokens/s"
+    );
     for p in &points {
         println!(
             "{:>6} {:>6} {:>10.2} {:>10.2} {:>10.1} {:>11.0}",

@@ -69,7 +69,11 @@ impl ModelChoice {
 }
 
 /// Cached ceilings for this adapter, measured quickly (and cached) when there are none.
-pub fn ceilings_for(gpu: &Arc<Gpu>, file: Option<&PathBuf>, quiet: bool) -> (Option<Ceilings>, Option<String>) {
+pub fn ceilings_for(
+    gpu: &Arc<Gpu>,
+    file: Option<&PathBuf>,
+    quiet: bool,
+) -> (Option<Ceilings>, Option<String>) {
     let path = file.cloned().or_else(|| ceilings::default_path(gpu));
     if let Some(p) = &path {
         if p.is_file() {
@@ -79,7 +83,14 @@ pub fn ceilings_for(gpu: &Arc<Gpu>, file: Option<&PathBuf>, quiet: bool) -> (Opt
             };
         }
         if file.is_some() {
-            return (None, Some(format!("{} does not exist; run `wgformer bench ceilings --ceilings {}`", p.display(), p.display())));
+            return (
+                None,
+                Some(format!(
+                    "{} does not exist; run `wgformer bench ceilings --ceilings {}`",
+                    p.display(),
+                    p.display()
+                )),
+            );
         }
     }
     if !quiet {
@@ -87,10 +98,18 @@ pub fn ceilings_for(gpu: &Arc<Gpu>, file: Option<&PathBuf>, quiet: bool) -> (Opt
     }
     match Ceilings::measure(gpu, true, |_| {}) {
         Ok(c) => {
-            let note = path.as_ref().and_then(|p| c.save(p).err()).map(|e| format!("could not cache ceilings: {e}"));
+            let note = path
+                .as_ref()
+                .and_then(|p| c.save(p).err())
+                .map(|e| format!("could not cache ceilings: {e}"));
             (Some(c), note.or(Some("ceilings measured quickly; run `wgformer bench ceilings` for a full measurement".into())))
         }
-        Err(e) => (None, Some(format!("could not measure ceilings ({e}); run `wgformer bench ceilings`"))),
+        Err(e) => (
+            None,
+            Some(format!(
+                "could not measure ceilings ({e}); run `wgformer bench ceilings`"
+            )),
+        ),
     }
 }
 
@@ -209,7 +228,10 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
         let mut nodes = mean.nodes.clone();
         nodes.sort_by(|x, y| y.us.total_cmp(&x.us));
         println!();
-        println!("{:<32} {:<12} {:>10} {:>9} {:>8}", "node", "kernel", "µs", "GFLOP/s", "GB/s");
+        println!(
+            "{:<32} {:<12} {:>10} {:>9} {:>8}",
+            "node", "kernel", "µs", "GFLOP/s", "GB/s"
+        );
         for n in nodes.iter().take(a.top) {
             println!(
                 "{:<32} {:<12} {:>10.1} {:>9.2} {:>8.2}",
@@ -222,7 +244,11 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(p) = &a.trace {
-        println!("trace     {} ({} events; open in https://ui.perfetto.dev)", p.display(), mean.nodes.len());
+        println!(
+            "trace     {} ({} events; open in https://ui.perfetto.dev)",
+            p.display(),
+            mean.nodes.len()
+        );
     }
     Ok(())
 }

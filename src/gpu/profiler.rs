@@ -287,7 +287,10 @@ impl Profiler {
 
     fn check_graph(&self, graph: &Graph) -> Result<()> {
         let same = graph.node_count() == self.nodes.len()
-            && graph.nodes().zip(&self.nodes).all(|(a, b)| a.label == b.label);
+            && graph
+                .nodes()
+                .zip(&self.nodes)
+                .all(|(a, b)| a.label == b.label);
         if same {
             Ok(())
         } else {
@@ -322,9 +325,11 @@ impl Profiler {
         let written = graph.write_inputs(&gpu, inputs)?;
         let n = 2 * self.nodes.len() as u32;
         let slot = &self.slots[i];
-        let mut enc = gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("profiled forward"),
-        });
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("profiled forward"),
+            });
         graph.encode(&mut enc, Some(&slot.query));
         enc.resolve_query_set(&slot.query, 0..n, &slot.resolve, 0);
         enc.copy_buffer_to_buffer(&slot.resolve, 0, &slot.readback, 0, slot.resolve.size());
