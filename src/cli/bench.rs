@@ -140,14 +140,14 @@ fn matmul(g: &super::GpuArgs, a: MatmulArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One benchmark of the `bench kernels` list, run in order under the progress bar.
+type KernelJob = Box<dyn Fn() -> wgformer::Result<kernels::KernelResult>>;
+
 fn kernels_cmd(g: &super::GpuArgs, a: KernelsArgs) -> anyhow::Result<()> {
     let gpu = g.open()?;
     let cpu = gpu.info.device_type == wgpu::DeviceType::Cpu;
     let max = a.max_size.unwrap_or(if cpu { 1024 } else { 4096 });
-    let mut jobs: Vec<(
-        String,
-        Box<dyn Fn() -> wgformer::Result<kernels::KernelResult>>,
-    )> = vec![];
+    let mut jobs: Vec<(String, KernelJob)> = vec![];
     let mut s = 128;
     while s <= max {
         for f16 in [false, true] {

@@ -404,10 +404,10 @@ impl Profiler {
             bytemuck::pod_collect_to_vec(&view)
         };
         buf.unmap();
-        Ok(self.from_ticks(&ticks, p.wall_us))
+        Ok(self.profile_from_ticks(&ticks, p.wall_us))
     }
 
-    fn from_ticks(&self, ticks: &[u64], wall_us: f64) -> ForwardProfile {
+    fn profile_from_ticks(&self, ticks: &[u64], wall_us: f64) -> ForwardProfile {
         let us = |t: u64| t as f64 * self.period_ns / 1e3;
         let first = ticks.chunks(2).map(|c| c[0]).min().unwrap_or(0);
         let last = ticks.chunks(2).map(|c| c[1]).max().unwrap_or(first);
