@@ -7,6 +7,7 @@
 //! - [`models`]: Hugging Face config/weights and one file per architecture, building graphs;
 //! - [`pipelines`]: tokenization and post-processing (QA spans, labels, pooling), plain Rust.
 
+pub mod bench;
 pub mod error;
 pub mod gpu;
 pub mod graph;

@@ -267,6 +267,20 @@ impl Graph {
         }
     }
 
+    /// Records node `i` alone in its own pass: the profiler's host-timed fallback submits nodes
+    /// one by one on adapters without timestamp queries. Out-of-range `i` records nothing.
+    pub fn encode_node(&self, enc: &mut wgpu::CommandEncoder, i: usize) {
+        let Some(n) = self.nodes.get(i) else { return };
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(&n.info.label),
+            timestamp_writes: None,
+        });
+        pass.set_pipeline(&n.pipeline);
+        pass.set_bind_group(0, &n.bind_group, &[]);
+        let [x, y, z] = n.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+    }
+
     pub fn encode_readback(&self, enc: &mut wgpu::CommandEncoder) {
         for (_, buf, off, size) in &self.outputs {
             enc.copy_buffer_to_buffer(buf, 0, &self.staging, *off, *size);

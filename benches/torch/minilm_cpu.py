@@ -1,0 +1,84 @@
+"""Plain-PyTorch CPU baseline for BENCHMARKS.md: a BERT-shaped encoder (MiniLM-L6: 6 layers,
+hidden 384, 12 heads, FFN 1536, exact-erf GELU, post-LN) built from nn.Linear / nn.LayerNorm /
+softmax in f32 with random weights, timed end to end like `wgformer bench --config minilm-l6`.
+
+    python3 benches/torch/minilm_cpu.py --batch 1,32 --seq 128,384 --runs 3
+"""
+import argparse
+import math
+import statistics
+import time
+
+import torch
+from torch import nn
+
+
+class Layer(nn.Module):
+    def __init__(self, h, heads, ff):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(h, 3 * h)
+        self.out = nn.Linear(h, h)
+        self.ln1 = nn.LayerNorm(h, eps=1e-12)
+        self.ff_in = nn.Linear(h, ff)
+        self.ff_out = nn.Linear(ff, h)
+        self.ln2 = nn.LayerNorm(h, eps=1e-12)
+
+    def forward(self, x, mask):
+        b, s, h = x.shape
+        d = h // self.heads
+        q, k, v = self.qkv(x).view(b, s, 3, self.heads, d).permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(d) + mask[:, None, None, :]
+        ctx = (scores.softmax(-1) @ v).transpose(1, 2).reshape(b, s, h)
+        x = self.ln1(x + self.out(ctx))
+        return self.ln2(x + self.ff_out(nn.functional.gelu(self.ff_in(x))))
+
+
+class Encoder(nn.Module):
+    def __init__(self, layers=6, h=384, heads=12, ff=1536, vocab=30522, pos=512):
+        super().__init__()
+        self.word = nn.Embedding(vocab, h)
+        self.pos = nn.Embedding(pos, h)
+        self.typ = nn.Embedding(2, h)
+        self.ln = nn.LayerNorm(h, eps=1e-12)
+        self.layers = nn.ModuleList(Layer(h, heads, ff) for _ in range(layers))
+        self.pool = nn.Linear(h, h)
+        self.cls = nn.Linear(h, 2)
+
+    def forward(self, ids, mask):
+        s = ids.shape[1]
+        x = self.ln(self.word(ids) + self.pos(torch.arange(s))[None] + self.typ(torch.zeros_like(ids)))
+        for layer in self.layers:
+            x = layer(x, mask)
+        return self.cls(torch.tanh(self.pool(x[:, 0])))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", default="1,32")
+    ap.add_argument("--seq", default="128,384")
+    ap.add_argument("--runs", type=int, default=3)
+    a = ap.parse_args()
+    torch.manual_seed(0)
+    model = Encoder().eval()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, f32")
+    print(f"{'batch':>6} {'seq':>6} {'p50 ms':>10} {'p90 ms':>10} {'seq/s':>10}")
+    with torch.inference_mode():
+        for b in map(int, a.batch.split(",")):
+            for s in map(int, a.seq.split(",")):
+                ids = torch.randint(1000, 30522, (b, s))
+                mask = torch.zeros(b, s)
+                model(ids, mask)
+                ms = []
+                for _ in range(a.runs):
+                    t = time.perf_counter()
+                    model(ids, mask)
+                    ms.append((time.perf_counter() - t) * 1e3)
+                ms.sort()
+                p50 = statistics.median(ms)
+                p90 = ms[min(len(ms) - 1, math.ceil(0.9 * len(ms)) - 1)]
+                print(f"{b:>6} {s:>6} {p50:>10.2f} {p90:>10.2f} {b / p50 * 1e3:>10.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

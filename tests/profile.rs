@@ -1,0 +1,270 @@
+//! Profiler, benchmark helpers and random-weight models, checked against hand counts on the tiny
+//! BERT fixture (hidden 32, 4 heads, FFN 64, 2 layers, 3 labels, f32 weights).
+
+use std::collections::HashMap;
+use std::path::Path;
+use wgformer::bench::{kernels, random_rows, Ceilings, RandomConfig};
+use wgformer::gpu::profiler::{self, ForwardProfile, Profiler, Timing};
+use wgformer::gpu::test_gpu;
+use wgformer::models::Model;
+
+const TINY: &str = "/work/shared/fixtures/tiny/tiny-bert";
+
+fn tiny() -> Model {
+    Model::load(Path::new(TINY), test_gpu()).expect("tiny-bert fixture loads")
+}
+
+/// Matmul `[m,k]·[n,k]ᵀ` (+ bias), f32, dense B shared by all batches: FLOPs and bytes by hand.
+fn linear(m: u64, n: u64, k: u64, bias: bool) -> (u64, u64) {
+    (
+        2 * m * n * k,
+        4 * (m * k + m * n) + 4 * n * k + if bias { 4 * n } else { 0 },
+    )
+}
+
+#[test]
+fn node_counts_match_a_hand_count() {
+    let model = tiny();
+    let rows = random_rows(1, 8, model.config.vocab_size, 3).unwrap();
+    let nodes = model
+        .with_graph(&rows, |g, _| Ok(g.nodes().cloned().collect::<Vec<_>>()))
+        .unwrap();
+    // embeddings + 2 layers × (qkv, qk, softmax, pv, attn_out, attn_norm, ff_in, ff_out,
+    // out_norm) + pooler dense + classifier.
+    assert_eq!(nodes.len(), 1 + 2 * 9 + 2);
+
+    // T = 8 tokens, h = 32, 4 heads of d = 8, FFN 64.
+    let t = 8u64;
+    let h = 32u64;
+    let attn = {
+        // 4 heads of [8,8]·[8,8]ᵀ; A and C per head, B (K or V) per head too.
+        let flops = 2 * 4 * 8 * 8 * 8;
+        let bytes = 4 * 4 * (8 * 8 + 8 * 8) + 4 * 4 * 8 * 8;
+        (flops, bytes)
+    };
+    let norm = (t * h * 8, 4 * t * h * 3 + 8 * h); // x + residual in, out; gamma, beta
+    let want: HashMap<&str, (&str, (u64, u64))> = [
+        // 3 tables (word, position, type) summed, 6 more FLOPs per element for the norm; ids,
+        // positions and types are u32 per token.
+        (
+            "embeddings",
+            (
+                "embedding",
+                (t * h * 9, 12 * t + 3 * 4 * t * h + 4 * t * h + 8 * h),
+            ),
+        ),
+        ("layer0.qkv", ("matmul", linear(t, 3 * h, h, true))),
+        ("layer0.attention.qk", ("matmul", attn)),
+        // 4 heads × 8 query rows of 8 scores: max, subtract, exp, sum, scale, mask add.
+        (
+            "layer0.attention.softmax",
+            ("softmax", (4 * 8 * 8 * 6, 8 * 4 * 8 * 8)),
+        ),
+        ("layer0.attention.pv", ("matmul", attn)),
+        ("layer0.attn_out", ("matmul", linear(t, h, h, true))),
+        ("layer0.attn_norm", ("layer_norm", norm)),
+        ("layer0.ff_in", ("matmul", linear(t, 64, h, true))),
+        ("layer0.ff_out", ("matmul", linear(t, h, 64, true))),
+        ("layer0.out_norm", ("layer_norm", norm)),
+        ("head.dense", ("matmul", linear(1, h, h, true))),
+        ("head.out", ("matmul", linear(1, 3, h, true))),
+    ]
+    .into_iter()
+    .collect();
+    for (label, (kind, (flops, bytes))) in &want {
+        let n = nodes
+            .iter()
+            .find(|n| n.label == *label)
+            .unwrap_or_else(|| panic!("no node `{label}`"));
+        assert_eq!(n.kind, *kind, "{label} kind");
+        assert_eq!(n.flops, *flops, "{label} FLOPs");
+        assert_eq!(n.bytes, *bytes, "{label} bytes");
+    }
+    // Both layers are the same shape.
+    for n in nodes.iter().filter(|n| n.label.starts_with("layer1.")) {
+        let twin = want[n.label.replacen("layer1.", "layer0.", 1).as_str()];
+        assert_eq!((n.flops, n.bytes), twin.1, "{}", n.label);
+    }
+    let matmul_flops: u64 = nodes
+        .iter()
+        .filter(|n| n.kind == "matmul")
+        .map(|n| n.flops)
+        .sum();
+    // Per layer: qkv 49152 + qk 4096 + pv 4096 + attn_out 16384 + ff_in 32768 + ff_out 32768.
+    assert_eq!(matmul_flops, 2 * 139_264 + 2048 + 192);
+}
+
+fn check_profile(p: &ForwardProfile, labels: &[String]) {
+    assert_eq!(p.nodes.len(), labels.len(), "one timed node per graph node");
+    for (n, l) in p.nodes.iter().zip(labels) {
+        assert_eq!(&n.label, l);
+        assert!(
+            n.us.is_finite() && n.us >= 0.0 && n.start_us >= 0.0,
+            "{n:?}"
+        );
+    }
+    let sum: f64 = p.nodes.iter().map(|n| n.us).sum();
+    assert!((sum - p.gpu_sum_us).abs() <= 1e-9 * sum.max(1.0));
+    let kinds = p.by_kind();
+    let by_kind: f64 = kinds.iter().map(|k| k.total_us).sum();
+    assert!(
+        (by_kind - p.gpu_sum_us).abs() <= 1e-9 * sum.max(1.0),
+        "per-kind {by_kind} vs total {}",
+        p.gpu_sum_us
+    );
+    assert_eq!(kinds.iter().map(|k| k.calls).sum::<usize>(), labels.len());
+    assert!(
+        p.gpu_sum_us > 0.0 && p.gpu_span_us > 0.0 && p.wall_us > 0.0,
+        "{p:?}"
+    );
+}
+
+#[test]
+fn profiling_a_forward_times_every_node_and_writes_a_trace() {
+    let gpu = test_gpu();
+    let model = tiny();
+    let rows = random_rows(2, 12, model.config.vocab_size, 5).unwrap();
+    let (runs, labels, first_returned, timing) = model
+        .with_graph(&rows, |g, inputs| {
+            let labels: Vec<String> = g.nodes().map(|n| n.label.clone()).collect();
+            let mut prof = Profiler::new(gpu, g)?;
+            // Read one behind: with timestamps the first run returns nothing yet.
+            let first = prof.run(g, inputs)?.is_some();
+            let mut runs = vec![];
+            for _ in 0..3 {
+                runs.extend(prof.run(g, inputs)?);
+            }
+            runs.extend(prof.finish()?);
+            Ok((runs, labels, first, prof.timing()))
+        })
+        .unwrap();
+    assert_eq!(runs.len(), 4, "every run's profile comes back exactly once");
+    if timing == Timing::GpuTimestamps {
+        assert!(!first_returned);
+    }
+    for r in &runs {
+        check_profile(r, &labels);
+    }
+    let mean = ForwardProfile::mean(&runs).unwrap();
+    check_profile(&mean, &labels);
+
+    let path = std::env::temp_dir().join(format!("wgformer-trace-{}.json", std::process::id()));
+    std::fs::write(&path, serde_json::to_string(&mean.chrome_trace()).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let events = v["traceEvents"].as_array().unwrap();
+    assert_eq!(events.len(), labels.len());
+    for (e, n) in events.iter().zip(&mean.nodes) {
+        assert_eq!(e["ph"], "X");
+        assert_eq!(e["name"], n.label.as_str());
+        assert_eq!(e["cat"], n.kind.as_str());
+        assert!(e["ts"].as_f64().unwrap() >= 0.0 && e["dur"].as_f64().unwrap() >= 0.0);
+        assert_eq!(e["args"]["flops"].as_u64().unwrap(), n.flops);
+        assert_eq!(e["args"]["bytes"].as_u64().unwrap(), n.bytes);
+    }
+}
+
+#[test]
+fn host_timed_fallback_profiles_every_node_and_keeps_outputs_right() {
+    let gpu = test_gpu();
+    let model = tiny();
+    let rows = random_rows(1, 8, model.config.vocab_size, 9).unwrap();
+    let reference = model.forward(&rows).unwrap().logits;
+    let runs = model
+        .with_graph(&rows, |g, inputs| {
+            let labels: Vec<String> = g.nodes().map(|n| n.label.clone()).collect();
+            let mut prof = Profiler::host_timed(gpu, g);
+            assert_eq!(prof.timing(), Timing::HostPerSubmit);
+            assert!(prof.note().is_some(), "the fallback must say so");
+            let runs = profiler::profile_graph(&mut prof, g, inputs, 1, 2)?;
+            Ok((runs, labels))
+        })
+        .unwrap();
+    assert_eq!(runs.0.len(), 2);
+    for r in &runs.0 {
+        check_profile(r, &runs.1);
+    }
+    // Node-by-node submits compute the same forward.
+    assert_eq!(model.forward(&rows).unwrap().logits, reference);
+}
+
+#[test]
+fn kernel_bench_counts_and_rates() {
+    let gpu = test_gpu();
+    let g = kernels::matmul_graph(gpu, 33, 17, 9, false, 3).unwrap();
+    assert_eq!(g.node_count(), 3);
+    let r = kernels::time_graph(gpu, "matmul", &g, 2).unwrap();
+    assert_eq!(r.flops, 2 * 33 * 17 * 9);
+    assert_eq!(r.bytes, 4 * (33 * 9 + 33 * 17 + 17 * 9));
+    assert_eq!(r.samples, 6, "3 dispatches × 2 runs");
+    assert!(r.gflops.is_finite() && r.gflops > 0.0 && r.median_us > 0.0);
+
+    let g = kernels::softmax_graph(gpu, 24, 40, 1).unwrap();
+    let n = g.nodes().next().unwrap().clone();
+    assert_eq!(
+        (n.kind, n.flops, n.bytes),
+        ("softmax", 24 * 40 * 6, 8 * 24 * 40)
+    );
+    let g = kernels::layer_norm_graph(gpu, 5, 48, 1).unwrap();
+    let n = g.nodes().next().unwrap().clone();
+    assert_eq!(
+        (n.kind, n.flops, n.bytes),
+        ("layer_norm", 5 * 48 * 8, 4 * 5 * 48 * 3 + 8 * 48)
+    );
+
+    assert!(kernels::matmul_graph(gpu, 0, 4, 4, false, 1).is_err());
+}
+
+#[test]
+fn copy_bandwidth_and_ceilings_file_round_trip() {
+    let gpu = test_gpu();
+    let (gbps, bytes) = wgformer::bench::ceilings::copy_bandwidth(gpu, 1 << 20, 1).unwrap();
+    assert_eq!(bytes, 1 << 20);
+    assert!(gbps.is_finite() && gbps > 0.0);
+    let c = Ceilings {
+        adapter: gpu.info.name.clone(),
+        backend: "vulkan".into(),
+        matmul_gflops: 12.5,
+        matmul_shape: "matmul 512x512x512 W f32".into(),
+        copy_gbps: gbps,
+        copy_bytes: bytes,
+        timing: "gpu_timestamps".into(),
+        measured_at: 1,
+    };
+    let dir = std::env::temp_dir().join(format!("wgformer-ceil-{}", std::process::id()));
+    let path = dir.join("c.json");
+    c.save(&path).unwrap();
+    let back = Ceilings::load(&path).unwrap();
+    assert_eq!(back.matmul_gflops, 12.5);
+    std::fs::write(&path, "not json").unwrap();
+    let err = Ceilings::load(&path).unwrap_err().to_string();
+    assert!(err.contains("bench ceilings"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn random_minilm_folder_has_the_real_parameter_count_and_runs() {
+    let dir = std::env::temp_dir().join(format!("wgformer-random-{}", std::process::id()));
+    RandomConfig::MiniLmL6.write(&dir).unwrap();
+    let model = Model::load(&dir, test_gpu());
+    let _ = std::fs::remove_dir_all(&dir);
+    let model = model.unwrap();
+    // Embeddings 30522·384 + 512·384 + 2·384 + LN 2·384; 6 layers of 4·(384² + 384)
+    // + 2·384·1536 + 1536 + 384 + 2 LNs; pooler 384² + 384; classifier 2·384 + 2.
+    let layer = 4 * (384 * 384 + 384) + 2 * 384 * 1536 + 1536 + 384 + 4 * 384;
+    let want = 30522 * 384 + 512 * 384 + 2 * 384 + 2 * 384 + 6 * layer + 384 * 384 + 384 + 770;
+    assert_eq!(model.parameters, want);
+    assert_eq!(model.parameters, 22_713_986);
+    let out = model
+        .forward(&random_rows(1, 8, model.config.vocab_size, 1).unwrap())
+        .unwrap();
+    assert_eq!(out.logits[0].len(), 2);
+    assert!(out.logits[0].iter().all(|x| x.is_finite()));
+
+    assert!(random_rows(0, 8, 100, 1).is_err());
+    let rows = random_rows(3, 5, 30522, 2).unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r.ids.len() == 5 && r.ids[0] == 101 && r.ids[4] == 102));
+}
