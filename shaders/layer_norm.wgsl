@@ -54,3 +54,33 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         out[base + i] = (out[base + i] - mean) * inv * gamma[i] + beta[i];
     }
 }
+
+// Row-per-invocation variant for CPU adapters (lavapipe): no workgroup memory, no barriers.
+// A running sum over a whole row loses precision where the tree reduction does not, so the
+// mean is taken of the row shifted by its first element, in four interleaved partial sums.
+@compute @workgroup_size(64)
+fn main_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = gid.x + gid.y * nwg.x * 64u;
+    if (row >= params.rows) { return; }
+    let base = row * params.n;
+    let nf = f32(params.n);
+    var s = vec4<f32>(0.0);
+    var shift = 0.0;
+    for (var i = 0u; i < params.n; i++) {
+        var v = x[base + i];
+        if (params.has_res != 0u) { v += res[base + i]; }
+        out[base + i] = v;
+        if (i == 0u) { shift = v; }
+        s[i % 4u] += v - shift;
+    }
+    let mean = shift + (s.x + s.y + s.z + s.w) / nf;
+    var q = vec4<f32>(0.0);
+    for (var i = 0u; i < params.n; i++) {
+        let d = out[base + i] - mean;
+        q[i % 4u] += d * d;
+    }
+    let inv = inverseSqrt((q.x + q.y + q.z + q.w) / nf + bitcast<f32>(params.eps));
+    for (var i = 0u; i < params.n; i++) {
+        out[base + i] = (out[base + i] - mean) * inv * gamma[i] + beta[i];
+    }
+}

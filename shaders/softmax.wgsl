@@ -55,3 +55,31 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         x[base + i] = x[base + i] * inv;
     }
 }
+
+// Row-per-invocation variant for CPU adapters (lavapipe): no workgroup memory and no barriers,
+// which there switch coroutines; each invocation walks its own row three times.
+@compute @workgroup_size(64)
+fn main_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = gid.x + gid.y * nwg.x * 64u;
+    if (row >= params.rows) { return; }
+    let base = row * params.len;
+    let mbase = params.mask_off + (row / params.rows_per_mask) * params.len;
+    var m = -3.4028235e38;
+    for (var i = 0u; i < params.len; i++) {
+        var v = x[base + i];
+        if (params.has_mask != 0u) { v += mask[mbase + i]; }
+        x[base + i] = v;
+        m = max(m, v);
+    }
+    // Four interleaved partial sums: closer to the tree reduction's accuracy than one.
+    var s = vec4<f32>(0.0);
+    for (var i = 0u; i < params.len; i++) {
+        let e = exp(x[base + i] - m);
+        x[base + i] = e;
+        s[i % 4u] += e;
+    }
+    let inv = 1.0 / (s.x + s.y + s.z + s.w);
+    for (var i = 0u; i < params.len; i++) {
+        x[base + i] = x[base + i] * inv;
+    }
+}

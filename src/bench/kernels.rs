@@ -88,6 +88,7 @@ pub fn softmax_graph(gpu: &Gpu, rows: usize, len: usize, reps: usize) -> Result<
             rows_per_mask: rows,
             has_mask: true,
             mask_off: 0,
+            per_row: None,
         }
         .call(gpu)?;
         g.node(

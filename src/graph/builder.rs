@@ -209,6 +209,7 @@ impl<'g> GraphBuilder<'g> {
             n,
             eps,
             residual: residual.is_some(),
+            per_row: None,
         };
         let call = ln.call(self.gpu)?;
         self.node(
@@ -282,24 +283,66 @@ impl<'g> GraphBuilder<'g> {
         Ok(y)
     }
 
-    /// Multi-head self-attention core over a fused `qkv` `[batch, seq, 3·hidden]` (Q, K, V
-    /// concatenated on the last axis) with an additive key mask `[batch, seq]`:
-    /// `softmax(Q·Kᵀ·scale + mask)·V`, heads read and written in place by strides.
-    /// The score matrix is processed in chunks of the batch so it fits one storage binding.
+    /// `y[b] = (x[b]·Wᵀ + bias)ᵀ`: `x` `[batch, seq, in]` → `[batch, out, seq]`, i.e. the
+    /// projection written transposed per sequence. Attention stores V this way so that P·V
+    /// reads V contiguously along the summed axis.
+    pub fn linear_transposed(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+    ) -> Result<TensorId> {
+        let xs = self.shape(x).to_vec();
+        let ws = self.shape(w).to_vec();
+        if xs.len() != 3 || ws.len() != 2 || ws[1] != xs[2] {
+            return Err(Error::Graph(format!(
+                "{label}: cannot apply weight {ws:?} to {xs:?}"
+            )));
+        }
+        let (bsz, seq, k, n) = (xs[0], xs[1], xs[2], ws[0]);
+        let y = self.activation(label, &[bsz, n, seq]);
+        let mut mm = Matmul::linear(seq, n, k);
+        mm.batch0 = bsz;
+        mm.a.b0 = seq * k;
+        mm.b.b0 = 0;
+        mm.c = View {
+            off: 0,
+            b0: n * seq,
+            b1: 0,
+            rows: 1,
+            cols: seq,
+        };
+        self.matmul(label, mm, x, w, b, y)?;
+        Ok(y)
+    }
+
+    /// Multi-head self-attention core: `softmax(Q·Kᵀ·scale + mask)·V` per head, with `qk`
+    /// `[batch, seq, 2·hidden]` (Q then K on the last axis), `vt` `[batch, hidden, seq]` (V
+    /// transposed, see [`linear_transposed`](Self::linear_transposed)) and an additive key mask
+    /// `[batch, seq]`. Heads are read and written in place by strides, and the score matrix is
+    /// processed in chunks of the batch so it fits one storage binding.
     pub fn attention(
         &mut self,
         label: &str,
-        qkv: TensorId,
+        qk: TensorId,
+        vt: TensorId,
         mask: TensorId,
         heads: usize,
     ) -> Result<TensorId> {
-        let s = self.shape(qkv).to_vec();
-        if s.len() != 3 || s[2] % 3 != 0 || (s[2] / 3) % heads != 0 {
+        let s = self.shape(qk).to_vec();
+        let vs = self.shape(vt).to_vec();
+        if s.len() != 3 || s[2] % 2 != 0 || (s[2] / 2) % heads != 0 {
             return Err(Error::Graph(format!(
-                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
+                "{label}: qk {s:?} is not [batch, seq, 2·hidden] with hidden divisible by {heads} heads"
             )));
         }
-        let (bsz, seq, h) = (s[0], s[1], s[2] / 3);
+        let (bsz, seq, h) = (s[0], s[1], s[2] / 2);
+        if vs != [bsz, h, seq] {
+            return Err(Error::Graph(format!(
+                "{label}: vt {vs:?} is not [batch, hidden, seq] = [{bsz}, {h}, {seq}]"
+            )));
+        }
         let d = h / heads;
         let per_seq = (heads * seq * seq * 4) as u64;
         let limit = self.gpu.limits.max_storage_buffer_binding_size as u64;
@@ -311,11 +354,11 @@ impl<'g> GraphBuilder<'g> {
         let chunk = ((limit / per_seq) as usize).clamp(1, bsz);
         let scores = self.activation(&format!("{label}.scores"), &[chunk, heads, seq, seq]);
         let ctx = self.activation(&format!("{label}.context"), &[bsz, seq, h]);
-        let qkv_view = View {
+        let qk_view = View {
             off: 0,
-            b0: seq * 3 * h,
+            b0: seq * 2 * h,
             b1: d,
-            rows: 3 * h,
+            rows: 2 * h,
             cols: 1,
         };
         let score_view = View {
@@ -328,19 +371,19 @@ impl<'g> GraphBuilder<'g> {
         let mut b0 = 0;
         while b0 < bsz {
             let nb = chunk.min(bsz - b0);
-            let qk = Matmul {
+            let scores_mm = Matmul {
                 m: seq,
                 n: seq,
                 k: d,
                 batch0: nb,
                 batch1: heads,
                 a: View {
-                    off: b0 * seq * 3 * h,
-                    ..qkv_view
+                    off: b0 * seq * 2 * h,
+                    ..qk_view
                 },
                 b: View {
-                    off: b0 * seq * 3 * h + h,
-                    ..qkv_view
+                    off: b0 * seq * 2 * h + h,
+                    ..qk_view
                 },
                 c: score_view,
                 alpha: 1.0 / (d as f32).sqrt(),
@@ -350,13 +393,14 @@ impl<'g> GraphBuilder<'g> {
                 bias_dtype: DType::F32,
                 variant: Variant::Auto,
             };
-            self.matmul(&format!("{label}.qk"), qk, qkv, qkv, None, scores)?;
+            self.matmul(&format!("{label}.qk"), scores_mm, qk, qk, None, scores)?;
             let sm = Softmax {
                 rows: nb * heads * seq,
                 len: seq,
                 rows_per_mask: heads * seq,
                 has_mask: true,
                 mask_off: b0 * seq,
+                per_row: None,
             };
             let call = sm.call(self.gpu)?;
             self.node(
@@ -375,11 +419,11 @@ impl<'g> GraphBuilder<'g> {
                 batch1: heads,
                 a: score_view,
                 b: View {
-                    off: b0 * seq * 3 * h + 2 * h,
-                    b0: seq * 3 * h,
-                    b1: d,
-                    rows: 1,
-                    cols: 3 * h,
+                    off: b0 * h * seq,
+                    b0: h * seq,
+                    b1: d * seq,
+                    rows: seq,
+                    cols: 1,
                 },
                 c: View {
                     off: b0 * seq * h,
@@ -395,7 +439,7 @@ impl<'g> GraphBuilder<'g> {
                 bias_dtype: DType::F32,
                 variant: Variant::Auto,
             };
-            self.matmul(&format!("{label}.pv"), pv, scores, qkv, None, ctx)?;
+            self.matmul(&format!("{label}.pv"), pv, scores, vt, None, ctx)?;
             b0 += nb;
         }
         Ok(ctx)

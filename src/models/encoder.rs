@@ -114,7 +114,9 @@ struct Norm {
 }
 
 struct Layer {
-    qkv: Lin,
+    /// Q and K as one `[2·hidden, hidden]` projection.
+    qk: Lin,
+    v: Lin,
     attn_out: Lin,
     attn_norm: Norm,
     ff_in: Lin,
@@ -219,11 +221,12 @@ impl Uploader<'_> {
         })
     }
 
-    /// Q, K and V as one `[3·out, inp]` matrix so attention needs one projection.
-    fn qkv(&mut self, l: &LayerSpec) -> Result<Lin> {
-        let key = format!("{}+{}+{}", l.q.w, l.k.w, l.v.w);
-        let parts = [&l.q, &l.k, &l.v];
-        let (out, inp) = (l.q.out, l.q.inp);
+    /// Several same-shaped linears (Q and K) as one `[n·out, inp]` matrix: one projection.
+    fn fused(&mut self, parts: &[&LinSpec]) -> Result<Lin> {
+        let names: Vec<&str> = parts.iter().map(|p| p.w.as_str()).collect();
+        let key = names.join("+");
+        let (out, inp) = (parts[0].out, parts[0].inp);
+        let count = parts.len();
         let w = match self.cache.get(&key) {
             Some(b) => b.clone(),
             None => {
@@ -238,7 +241,7 @@ impl Uploader<'_> {
                     } else {
                         safetensors::Dtype::F32
                     },
-                    shape: vec![3 * out, inp],
+                    shape: vec![count * out, inp],
                     bytes: if ts.iter().all(|t| t.dtype == ts[0].dtype) {
                         ts.iter().flat_map(|t| t.bytes.iter().copied()).collect()
                     } else {
@@ -248,25 +251,30 @@ impl Uploader<'_> {
                     },
                 };
                 let (dtype, bytes) = self.matrix_layout(&joined);
-                let b = WeightBuffer::upload(self.gpu, &key, &[3 * out, inp], dtype, &bytes)?;
+                let b = WeightBuffer::upload(self.gpu, &key, &[count * out, inp], dtype, &bytes)?;
                 self.cache.insert(key.clone(), b.clone());
                 b
             }
         };
-        let b = match (&l.q.b, &l.k.b, &l.v.b) {
-            (Some(q), Some(k), Some(v)) => {
-                let bkey = format!("{q}+{k}+{v}");
+        let biases: Option<Vec<&String>> = parts.iter().map(|p| p.b.as_ref()).collect();
+        let b = match biases {
+            Some(names) => {
+                let bkey = names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join("+");
                 match self.cache.get(&bkey) {
                     Some(b) => Some(b.clone()),
                     None => {
                         let mut all = vec![];
-                        for n in [q, k, v] {
+                        for n in &names {
                             all.extend(self.w.get(n, &[out])?.to_f32());
                         }
                         let b = WeightBuffer::upload(
                             self.gpu,
                             &bkey,
-                            &[3 * out],
+                            &[count * out],
                             DType::F32,
                             bytemuck::cast_slice(&all),
                         )?;
@@ -275,7 +283,7 @@ impl Uploader<'_> {
                     }
                 }
             }
-            _ => None,
+            None => None,
         };
         Ok(Lin { w, b })
     }
@@ -392,7 +400,8 @@ impl Network {
                 continue;
             }
             let layer = Arc::new(Layer {
-                qkv: up.qkv(l)?,
+                qk: up.fused(&[&l.q, &l.k])?,
+                v: up.lin(&l.v)?,
                 attn_out: up.lin(&l.attn_out)?,
                 attn_norm: up.norm(&l.attn_norm)?,
                 ff_in: up.lin(&l.ff_in)?,
@@ -478,9 +487,11 @@ impl Network {
         let mut hidden = vec![x];
         for (i, l) in self.layers.iter().enumerate() {
             let name = format!("layer{i}");
-            let (w, b) = self.lin_ids(g, &l.qkv);
-            let qkv = g.linear(&format!("{name}.qkv"), x, w, b, Act::Identity)?;
-            let ctx = g.attention(&format!("{name}.attention"), qkv, mask, self.heads)?;
+            let (w, b) = self.lin_ids(g, &l.qk);
+            let qk = g.linear(&format!("{name}.qk"), x, w, b, Act::Identity)?;
+            let (w, b) = self.lin_ids(g, &l.v);
+            let vt = g.linear_transposed(&format!("{name}.v"), x, w, b)?;
+            let ctx = g.attention(&format!("{name}.attention"), qk, vt, mask, self.heads)?;
             let (w, b) = self.lin_ids(g, &l.attn_out);
             let a = g.linear(&format!("{name}.attn_out"), ctx, w, b, Act::Identity)?;
             let (ng, nb) = (g.weight(&l.attn_norm.gamma), g.weight(&l.attn_norm.beta));

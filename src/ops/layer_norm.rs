@@ -13,12 +13,19 @@ pub struct LayerNorm {
     pub n: usize,
     pub eps: f32,
     pub residual: bool,
+    /// `Some(true)`: one invocation per row (CPU adapters); `Some(false)`: a workgroup per row;
+    /// `None`: by adapter type.
+    pub per_row: Option<bool>,
 }
 
 impl LayerNorm {
     /// Bindings: 1 x, 2 residual (any buffer when `residual` is false), 3 gamma, 4 beta, 5 out.
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
-        let pipeline = gpu.pipeline("layer_norm", || SOURCE.to_string())?;
+        // One invocation per row on CPU adapters, a workgroup per row elsewhere.
+        let rows_variant = self.per_row.unwrap_or(gpu.is_cpu());
+        let entry = if rows_variant { "main_rows" } else { "main" };
+        let pipeline =
+            gpu.pipeline_entry(&format!("layer_norm.{entry}"), entry, || SOURCE.to_string())?;
         let n = (self.rows * self.n) as u64;
         let inputs = if self.residual { 2 } else { 1 };
         Ok(KernelCall {
@@ -30,7 +37,11 @@ impl LayerNorm {
                 super::f(self.eps),
                 u32::from(self.residual),
             ],
-            workgroups: grid(self.rows as u32),
+            workgroups: if rows_variant {
+                grid((self.rows as u32).div_ceil(64))
+            } else {
+                grid(self.rows as u32)
+            },
             flops: n * (7 + u64::from(self.residual)),
             bytes: 4 * n * (inputs + 1) + 8 * self.n as u64,
         })
@@ -73,13 +84,15 @@ mod tests {
             let res = testing::random(rows * n, 1 + n as u64, 2.0);
             let g = testing::random(n, 2, 1.5);
             let b = testing::random(n, 3, 0.5);
-            for residual in [false, true] {
+            for (residual, per_row) in [(false, false), (true, false), (true, true), (false, true)]
+            {
                 for eps in [1e-12f32, 1e-5] {
                     let ln = LayerNorm {
                         rows,
                         n,
                         eps,
                         residual,
+                        per_row: Some(per_row),
                     };
                     let call = ln.call(gpu).unwrap();
                     let out = testing::run(

@@ -13,8 +13,8 @@ const TILE: usize = 64;
 /// Rows × columns one workgroup of the direct and vec4 variants covers.
 const DIRECT_ROWS: usize = 4;
 const DIRECT_COLS: usize = 256;
-const VEC4_ROWS: usize = 8;
-const VEC4_COLS: usize = 384;
+const VEC4_ROWS: usize = 64;
+const VEC4_COLS: usize = 48;
 
 /// Splits the shader at a section marker line: (text before it, text after that line).
 fn split_section<'a>(src: &'a str, mark: &str) -> (&'a str, &'a str) {

@@ -15,13 +15,20 @@ pub struct Softmax {
     pub has_mask: bool,
     /// First mask element this call reads (attention run in chunks of the batch).
     pub mask_off: usize,
+    /// `Some(true)`: one invocation per row (CPU adapters); `Some(false)`: a workgroup per row;
+    /// `None`: by adapter type.
+    pub per_row: Option<bool>,
 }
 
 impl Softmax {
     /// Bindings: 1 x (read_write, `rows × len`), 2 mask (`rows / rows_per_mask × len`; any buffer
     /// when `has_mask` is false).
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
-        let pipeline = gpu.pipeline("softmax", || SOURCE.to_string())?;
+        // One invocation per row on CPU adapters, a workgroup per row elsewhere.
+        let rows_variant = self.per_row.unwrap_or(gpu.is_cpu());
+        let entry = if rows_variant { "main_rows" } else { "main" };
+        let pipeline =
+            gpu.pipeline_entry(&format!("softmax.{entry}"), entry, || SOURCE.to_string())?;
         let n = (self.rows * self.len) as u64;
         Ok(KernelCall {
             kind: "softmax",
@@ -33,7 +40,11 @@ impl Softmax {
                 u32::from(self.has_mask),
                 self.mask_off as u32,
             ],
-            workgroups: grid(self.rows as u32),
+            workgroups: if rows_variant {
+                grid((self.rows as u32).div_ceil(64))
+            } else {
+                grid(self.rows as u32)
+            },
             // max, subtract, exp, sum, scale (+ mask add).
             flops: n * (5 + u64::from(self.has_mask)),
             bytes: 8 * n,
@@ -91,13 +102,15 @@ mod tests {
                     }
                 })
                 .collect();
-            for has_mask in [false, true] {
+            for (has_mask, per_row) in [(false, false), (true, false), (false, true), (true, true)]
+            {
                 let sm = Softmax {
                     rows,
                     len,
                     rows_per_mask: per,
                     has_mask,
                     mask_off: 0,
+                    per_row: Some(per_row),
                 };
                 let mut xin = x.clone();
                 // Poison check: the kernel reads x, so poison cannot be used; instead every
