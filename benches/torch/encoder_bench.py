@@ -1,16 +1,21 @@
-"""Plain-PyTorch CPU baseline for BENCHMARKS.md: a BERT-shaped encoder (MiniLM-L6: 6 layers,
-hidden 384, 12 heads, FFN 1536, exact-erf GELU, post-LN) built from nn.Linear / nn.LayerNorm /
-softmax in f32 with random weights, timed end to end like `wgformer bench --config minilm-l6`.
+"""Plain-PyTorch baseline for BENCHMARKS.md: a BERT-shaped encoder (exact-erf GELU, post-LN)
+built from nn.Linear / nn.LayerNorm / softmax in f32 with random weights, timed end to end like
+`wgformer bench --config minilm-l6|bert-base` (same shapes, same p50/p90/seq·s⁻¹ table).
 
-    python3 benches/torch/minilm_cpu.py --batch 1,32 --seq 128,384 --runs 3
+    python3 benches/torch/encoder_bench.py --device cpu --config minilm-l6 --batch 1,32 --seq 128,384
+    python3 benches/torch/encoder_bench.py --device cuda --config bert-base --json
 """
 import argparse
 import math
 import statistics
 import time
 
+import json
+
 import torch
 from torch import nn
+
+CONFIGS = {"minilm-l6": (6, 384, 12, 1536), "bert-base": (12, 768, 12, 3072)}
 
 
 class Layer(nn.Module):
@@ -47,7 +52,7 @@ class Encoder(nn.Module):
 
     def forward(self, ids, mask):
         s = ids.shape[1]
-        x = self.ln(self.word(ids) + self.pos(torch.arange(s))[None] + self.typ(torch.zeros_like(ids)))
+        x = self.ln(self.word(ids) + self.pos(torch.arange(s, device=ids.device))[None] + self.typ(torch.zeros_like(ids)))
         for layer in self.layers:
             x = layer(x, mask)
         return self.cls(torch.tanh(self.pool(x[:, 0])))
@@ -58,26 +63,42 @@ def main():
     ap.add_argument("--batch", default="1,32")
     ap.add_argument("--seq", default="128,384")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--config", default="minilm-l6", choices=sorted(CONFIGS))
+    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
-    model = Encoder().eval()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, f32")
-    print(f"{'batch':>6} {'seq':>6} {'p50 ms':>10} {'p90 ms':>10} {'seq/s':>10}")
+    layers, h, heads, ff = CONFIGS[a.config]
+    dev = torch.device(a.device)
+    model = Encoder(layers, h, heads, ff).eval().to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
+    head = f"torch {torch.__version__}, {where}, f32, {a.config}"
+    rows = []
+    if not a.json:
+        print(head)
+        print(f"{'batch':>6} {'seq':>6} {'p50 ms':>10} {'p90 ms':>10} {'seq/s':>10}")
     with torch.inference_mode():
         for b in map(int, a.batch.split(",")):
             for s in map(int, a.seq.split(",")):
-                ids = torch.randint(1000, 30522, (b, s))
-                mask = torch.zeros(b, s)
+                ids = torch.randint(1000, 30522, (b, s), device=dev)
+                mask = torch.zeros(b, s, device=dev)
                 model(ids, mask)
+                sync()
                 ms = []
                 for _ in range(a.runs):
                     t = time.perf_counter()
                     model(ids, mask)
+                    sync()
                     ms.append((time.perf_counter() - t) * 1e3)
                 ms.sort()
                 p50 = statistics.median(ms)
                 p90 = ms[min(len(ms) - 1, math.ceil(0.9 * len(ms)) - 1)]
-                print(f"{b:>6} {s:>6} {p50:>10.2f} {p90:>10.2f} {b / p50 * 1e3:>10.1f}", flush=True)
+                rows.append({"batch": b, "seq": s, "p50_ms": p50, "p90_ms": p90, "seq_per_s": b / p50 * 1e3})
+                if not a.json:
+                    print(f"{b:>6} {s:>6} {p50:>10.2f} {p90:>10.2f} {b / p50 * 1e3:>10.1f}", flush=True)
+    if a.json:
+        print(json.dumps({"what": head, "rows": rows}))
 
 
 if __name__ == "__main__":
