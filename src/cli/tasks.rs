@@ -147,8 +147,11 @@ fn bar(total: usize, what: &str) -> ProgressBar {
     pb
 }
 
+/// Inputs by line number: those that parsed, and the errors of those that did not.
+type Split<T> = (Vec<(usize, T)>, Vec<(usize, String)>);
+
 /// Items that parsed, and reports of those that did not (kept in line order for output).
-fn split_items<T>(items: Vec<Item<T>>) -> (Vec<(usize, T)>, Vec<(usize, String)>) {
+fn split_items<T>(items: Vec<Item<T>>) -> Split<T> {
     let (mut ok, mut bad) = (vec![], vec![]);
     for it in items {
         match it.value {
@@ -278,7 +281,7 @@ fn text_inputs(
     texts: &[String],
     pair: Option<&String>,
     file: Option<&String>,
-) -> anyhow::Result<(Vec<(usize, TextInput)>, Vec<(usize, String)>)> {
+) -> anyhow::Result<Split<TextInput>> {
     match (file, texts.is_empty()) {
         (Some(path), true) => Ok(split_items(input::read_texts(path)?)),
         (None, false) => Ok((

@@ -332,7 +332,7 @@ impl<'g> GraphBuilder<'g> {
     ) -> Result<TensorId> {
         let s = self.shape(qk).to_vec();
         let vs = self.shape(vt).to_vec();
-        if s.len() != 3 || s[2] % 2 != 0 || (s[2] / 2) % heads != 0 {
+        if s.len() != 3 || !s[2].is_multiple_of(2) || !(s[2] / 2).is_multiple_of(heads) {
             return Err(Error::Graph(format!(
                 "{label}: qk {s:?} is not [batch, seq, 2·hidden] with hidden divisible by {heads} heads"
             )));
@@ -345,7 +345,7 @@ impl<'g> GraphBuilder<'g> {
         }
         let d = h / heads;
         let per_seq = (heads * seq * seq * 4) as u64;
-        let limit = self.gpu.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.gpu.limits.max_storage_buffer_binding_size;
         if per_seq > limit {
             return Err(Error::Graph(format!(
                 "{label}: one sequence's attention scores need {per_seq} bytes, more than this adapter's binding limit {limit}; use a shorter sequence"
@@ -449,7 +449,7 @@ impl<'g> GraphBuilder<'g> {
     pub fn build(self) -> Result<Graph> {
         let gpu = self.gpu;
         let dev = &gpu.device;
-        let limit = gpu.limits.max_storage_buffer_binding_size as u64;
+        let limit = gpu.limits.max_storage_buffer_binding_size;
         for t in &self.tensors {
             if t.kind != TensorKind::Weight && t.bytes() > limit {
                 return Err(Error::Graph(format!(

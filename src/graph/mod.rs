@@ -66,7 +66,7 @@ impl WeightBuffer {
         bytes: &[u8],
     ) -> Result<WeightBuffer> {
         use wgpu::util::DeviceExt;
-        let limit = gpu.limits.max_storage_buffer_binding_size as u64;
+        let limit = gpu.limits.max_storage_buffer_binding_size;
         if bytes.len() as u64 > limit {
             return Err(Error::weight(
                 name,

@@ -85,7 +85,7 @@ impl Matmul {
     /// rows can be read as vec4s.
     pub fn vec4_ok(&self) -> bool {
         let v = |x: &View| x.cols == 1 && [x.off, x.b0, x.b1, x.rows].iter().all(|s| s % 4 == 0);
-        self.k % 4 == 0 && v(&self.a) && v(&self.b)
+        self.k.is_multiple_of(4) && v(&self.a) && v(&self.b)
     }
 
     fn resolved_variant(&self, gpu: &Gpu) -> Variant {
