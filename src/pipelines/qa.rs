@@ -386,7 +386,14 @@ pub fn decode(
         // HF zeroes position 0 (CLS) after the softmax: it is never part of a span.
         ps[0] = 0.0;
         pe[0] = 0.0;
-        for (s, e, score) in top_spans(w, &ps, &pe, p.top_k, p.max_answer_len) {
+        // transformers 4.57 takes `2·top_k + 10` candidates per window when aligning to words:
+        // several token spans can widen to the same words, and their scores are summed below.
+        let per_window = if p.align_to_words {
+            2 * p.top_k + 10
+        } else {
+            p.top_k
+        };
+        for (s, e, score) in top_spans(w, &ps, &pe, per_window, p.max_answer_len) {
             let (start, end) = w.char_span(s, e, p.align_to_words);
             let text = slice(start, end);
             let key = text.to_lowercase();
