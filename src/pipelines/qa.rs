@@ -729,9 +729,14 @@ mod tests {
                     "{}: {a:?} must cover {gold:?}",
                     q.id
                 );
-                // The score is start prob × end prob of the peak tokens.
+                // The score is start prob × end prob of the peak tokens; aligned to words, other
+                // candidate spans that widen to the same words add theirs (transformers 4.57).
                 let want = prob(w, &sl[0], s) * prob(w, &el[0], e);
-                assert!((a.score - want).abs() < 1e-12 * want.max(1.0));
+                if align {
+                    assert!(a.score >= want * (1.0 - 1e-12), "{a:?} below {want}");
+                } else {
+                    assert!((a.score - want).abs() < 1e-12 * want.max(1.0));
+                }
                 if !align {
                     assert_eq!((a.start, a.end), (w.offsets[s].0, w.offsets[e].1));
                 }
@@ -918,7 +923,12 @@ mod tests {
         seen.dedup();
         assert_eq!(seen.len(), 7, "{got:?}");
         let top1 = decode(&f, &sl, &el, &QaParams::default()).unwrap();
-        assert_eq!(top1[0], got[0]);
+        // Same best span; its score may differ, as in transformers: top_k sets how many
+        // candidates per window (2·top_k + 10) are merged by text.
+        assert_eq!(
+            (top1[0].start, top1[0].end, &top1[0].answer),
+            (got[0].start, got[0].end, &got[0].answer)
+        );
         assert_eq!(py_slice(&c, top1[0].start, top1[0].end), top1[0].answer);
         // HF's JSON key order.
         let json = serde_json::to_string(&top1[0]).unwrap();
