@@ -98,8 +98,11 @@ fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
         (answer, start, end),
         "gold question among bad inputs"
     );
-    let rel = (a.score - g["score"].as_f64().unwrap()).abs() / g["score"].as_f64().unwrap();
-    assert!(rel < 1e-3, "gold score {} vs {}", a.score, g["score"]);
+    // Batched with errors and long windows: the very score of the question answered alone.
+    // (Its parity with transformers' score is pipeline_squad's business.)
+    let alone = qa.answer(&inputs[1..2], &p, 1, &|_| {}).unwrap();
+    let alone = &alone[0].as_ref().expect("gold question alone")[0];
+    assert_eq!(a, alone, "gold question: batched with bad inputs vs alone");
 
     // The windowed long context: the gold text, at one of the copies of the gold span.
     let a = &out[3].as_ref().expect("long context")[0];
