@@ -37,6 +37,9 @@ pub struct Encoded {
 pub struct TextTokenizer {
     tok: Tokenizer,
     model_max_length: usize,
+    /// Whether transformers hands `token_type_ids` to the model (its `model_input_names`);
+    /// when not, the model sees zeros whatever the post-processor says.
+    type_ids_input: bool,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -77,9 +80,11 @@ impl TextTokenizer {
             Some(n) => n,
             None => config_max_positions(dir)?.unwrap_or(DEFAULT_MAX_LENGTH),
         };
+        let type_ids_input = tokenizer_config_type_ids(dir)?;
         Ok(Self {
             tok,
             model_max_length,
+            type_ids_input,
         })
     }
 
@@ -91,6 +96,7 @@ impl TextTokenizer {
         Ok(Self {
             tok,
             model_max_length,
+            type_ids_input: true,
         })
     }
 
@@ -104,9 +110,14 @@ impl TextTokenizer {
         max_len: Option<usize>,
     ) -> Result<Encoded> {
         let enc = self.encode_full(text, pair, max_len)?;
+        let type_ids = if self.type_ids_input {
+            enc.get_type_ids().to_vec()
+        } else {
+            vec![0; enc.len()]
+        };
         Ok(Encoded {
             ids: enc.get_ids().to_vec(),
-            type_ids: enc.get_type_ids().to_vec(),
+            type_ids,
         })
     }
 
@@ -208,6 +219,24 @@ fn tokenizer_config_max_length(dir: &Path) -> Result<Option<usize>> {
         ));
     }
     Ok(Some(n as usize))
+}
+
+/// Whether transformers passes `token_type_ids` to the model: `model_input_names` of
+/// `tokenizer_config.json` when given; else not for the generic fast class
+/// (`PreTrainedTokenizerFast` / `TokenizersBackend`, whose transformers 5 default is
+/// `["input_ids", "attention_mask"]`), else yes (the model-specific classes of the BERT family).
+fn tokenizer_config_type_ids(dir: &Path) -> Result<bool> {
+    let Some(cfg) = read_json(&dir.join("tokenizer_config.json"))? else {
+        return Ok(true);
+    };
+    if let Some(names) = cfg.get("model_input_names").and_then(|v| v.as_array()) {
+        return Ok(names.iter().any(|n| n == "token_type_ids"));
+    }
+    let class = cfg.get("tokenizer_class").and_then(|v| v.as_str());
+    Ok(!matches!(
+        class,
+        Some("PreTrainedTokenizerFast" | "TokenizersBackend")
+    ))
 }
 
 /// The input length the position table of `config.json` allows, if it says.

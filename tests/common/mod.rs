@@ -75,3 +75,38 @@ pub fn ids(v: &serde_json::Value) -> Vec<u32> {
         .map(|x| x.as_u64().unwrap() as u32)
         .collect()
 }
+
+/// Rows of a JSON Lines fixture under `shared()/fixtures/`, failing loudly when it is missing.
+pub fn jsonl(rel: &str) -> Vec<serde_json::Value> {
+    let path = shared().join("fixtures").join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "fixture {} not readable ({e}): the shared/ folder must sit beside the checkout",
+            path.display()
+        )
+    });
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("{} line {}: {e}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+/// The f32 all-MiniLM-L6-v2 folder: `$WGFORMER_MODELS_DIR/all-MiniLM-L6-v2`, else
+/// `.models/all-MiniLM-L6-v2` in the crate root. Missing: fails, saying how to fetch it.
+pub fn minilm_f32() -> PathBuf {
+    let base = std::env::var("WGFORMER_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.models")));
+    let dir = base.join("all-MiniLM-L6-v2");
+    assert!(
+        dir.join("config.json").is_file() && dir.join("model.safetensors").is_file(),
+        "all-MiniLM-L6-v2 (f32) not found at {}: run scripts/fetch-models.sh \
+         (it honours WGFORMER_MODELS_DIR, default .models/)",
+        dir.display()
+    );
+    dir
+}
