@@ -33,7 +33,10 @@ fn py_slice(s: &str, a: usize, b: usize) -> String {
 #[test]
 fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
     let g = gold();
-    let (q, c) = (g["question"].as_str().unwrap(), g["context"].as_str().unwrap());
+    let (q, c) = (
+        g["question"].as_str().unwrap(),
+        g["context"].as_str().unwrap(),
+    );
     let (answer, start, end) = (
         g["answer"].as_str().unwrap(),
         g["start"].as_u64().unwrap() as usize,
@@ -115,7 +118,11 @@ fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
         a.score
     );
     assert_eq!(a.answer, answer, "long context answer");
-    assert_eq!(py_slice(&long, a.start, a.end), a.answer, "offsets index the long context");
+    assert_eq!(
+        py_slice(&long, a.start, a.end),
+        a.answer,
+        "offsets index the long context"
+    );
     assert!(
         a.start >= start && (a.start - start) % period == 0 && a.end - a.start == end - start,
         "long context: {}..{} is not a copy of the gold span {start}..{end} (period {period})",
@@ -135,9 +142,7 @@ fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
     // Nothing to do is no error.
     assert!(qa.answer(&[], &p, 4, &|_| {}).unwrap().is_empty());
     // Only bad inputs: each its own error, no forward pass needed.
-    let bad = qa
-        .answer(&[qa_input("x", "", "")], &p, 4, &|_| {})
-        .unwrap();
+    let bad = qa.answer(&[qa_input("x", "", "")], &p, 4, &|_| {}).unwrap();
     assert!(bad[0].is_err());
     // Bad parameters: errors, not panics.
     for bad_p in [

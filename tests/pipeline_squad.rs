@@ -26,7 +26,11 @@ fn squad_answers_match_transformers() {
         handle_impossible_answer: args["handle_impossible_answer"].as_bool().unwrap(),
         ..QaParams::default()
     };
-    assert_eq!(params, QaParams::default(), "the fixture used transformers' defaults");
+    assert_eq!(
+        params,
+        QaParams::default(),
+        "the fixture used transformers' defaults"
+    );
     let rows: Vec<&serde_json::Value> = all.iter().step_by(STEP).collect();
     assert!(rows.len() >= 300, "{} questions", rows.len());
 

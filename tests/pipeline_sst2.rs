@@ -4,10 +4,10 @@
 mod common;
 use common::*;
 use std::time::Instant;
+use wgformer::models::Sequence;
 use wgformer::pipelines::classify::TopK;
 use wgformer::pipelines::input::TextInput;
 use wgformer::pipelines::{forward_all, Classifier};
-use wgformer::models::Sequence;
 
 const TOL: f64 = 1e-4;
 
@@ -33,13 +33,15 @@ fn sst2_pipeline_matches_transformers() {
 
     let (mut worst, mut correct) = (0f64, 0usize);
     for (i, (r, got)) in rows.iter().zip(&out).enumerate() {
-        let got = got
-            .as_ref()
-            .unwrap_or_else(|e| panic!("sentence {i}: {e}"));
+        let got = got.as_ref().unwrap_or_else(|e| panic!("sentence {i}: {e}"));
         let want = r["hf"].as_array().unwrap();
         let got_labels: Vec<&str> = got.iter().map(|l| l.label.as_str()).collect();
         let want_labels: Vec<&str> = want.iter().map(|w| w["label"].as_str().unwrap()).collect();
-        assert_eq!(got_labels, want_labels, "sentence {i} {:?}: label order", r["sentence"]);
+        assert_eq!(
+            got_labels, want_labels,
+            "sentence {i} {:?}: label order",
+            r["sentence"]
+        );
         for (g, w) in got.iter().zip(want) {
             let d = (g.score - w["score"].as_f64().unwrap()).abs();
             worst = worst.max(d);

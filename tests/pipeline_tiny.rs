@@ -27,7 +27,11 @@ fn tiny_models_classify_like_transformers() {
     let mut checked = 0;
     for name in MODELS {
         let cases: Vec<&serde_json::Value> = rows.iter().filter(|r| r["model"] == name).collect();
-        assert_eq!(cases.len(), 6, "{name}: expected 6 texts in tiny-pipeline.hf.jsonl");
+        assert_eq!(
+            cases.len(),
+            6,
+            "{name}: expected 6 texts in tiny-pipeline.hf.jsonl"
+        );
         let dir = shared().join("fixtures/tiny").join(name);
         let clf = Classifier::load(&dir, &gpu, None)
             .unwrap_or_else(|e| panic!("{name}: loading {}: {e}", dir.display()));
@@ -86,6 +90,14 @@ fn tiny_models_classify_like_transformers() {
             }
         }
     }
-    eprintln!("tiny: {checked} outputs checked, {} failures", failures.len());
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    eprintln!(
+        "tiny: {checked} outputs checked, {} failures",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
