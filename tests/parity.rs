@@ -2,9 +2,8 @@
 
 mod common;
 use common::*;
+use wgformer::models::config::Family;
 use wgformer::models::{Model, Sequence};
-
-const TOL: f32 = 1e-4;
 
 /// The four golden cases of `hidden-states.*`: both task models, one input at a time and as a
 /// padded batch per model.
@@ -72,78 +71,17 @@ fn task_models_match_hidden_states_layer_by_layer() {
     }
 }
 
-/// Tiny random models: a right-padded batch of three rows (17, 9, 3 tokens), every layer at the
-/// real positions, and the logits.
-fn tiny_parity(name: &str) {
-    let gpu = gpu();
-    let dir = shared().join("fixtures/tiny");
-    let meta = json(dir.join("tiny-golden.json"));
-    let golden = Golden::open(dir.join("tiny-golden.safetensors"));
-    let case = meta["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["model"] == name)
-        .unwrap_or_else(|| panic!("{name} not in tiny-golden.json"));
-    let model = Model::load(&dir.join(name), &gpu).unwrap();
-    let masks: Vec<Vec<u32>> = case["attention_mask"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(ids)
-        .collect();
-    let rows: Vec<Sequence> = case["input_ids"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .enumerate()
-        .map(|(r, row)| {
-            let len = masks[r].iter().filter(|m| **m == 1).count();
-            let types = if case["token_type_ids"].is_null() {
-                vec![]
-            } else {
-                ids(&case["token_type_ids"][r])[..len].to_vec()
-            };
-            Sequence {
-                ids: ids(row)[..len].to_vec(),
-                type_ids: types,
-            }
-        })
-        .collect();
-    let out = model.forward_with_hidden(&rows).unwrap();
-    let layers = case["hidden_layers"].as_u64().unwrap() as usize;
-    assert_eq!(
-        out.hidden_states.len(),
-        layers,
-        "{name}: hidden state count"
-    );
-    for k in 0..layers {
-        let (shape, want) = golden.get(&format!("{name}.hidden.{k}"));
-        let (seq, h) = (shape[1], shape[2]);
-        for (r, row) in rows.iter().enumerate() {
-            let len = row.ids.len();
-            let w = &want[r * seq * h..(r * seq + len) * h];
-            let d = max_abs(&out.hidden_states[k][r], w);
-            assert!(d < TOL, "{name} hidden {k} row {r}: max |diff| {d:e}");
-        }
-    }
-    let (_, want) = golden.get(&format!("{name}.logits"));
-    let got: Vec<f32> = out.logits.concat();
-    let d = max_abs(&got, &want);
-    assert!(d < TOL, "{name} logits: max |diff| {d:e}");
-}
-
 #[test]
 fn tiny_bert_matches_golden_batch() {
-    tiny_parity("tiny-bert");
+    tiny_parity("tiny-bert", Family::Bert);
 }
 
 #[test]
 fn tiny_bert_bf16_gelu_new_matches_golden_batch() {
-    tiny_parity("tiny-bert-bf16");
+    tiny_parity("tiny-bert-bf16", Family::Bert);
 }
 
 #[test]
 fn tiny_distilbert_matches_golden_batch() {
-    tiny_parity("tiny-distilbert");
+    tiny_parity("tiny-distilbert", Family::DistilBert);
 }

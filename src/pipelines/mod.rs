@@ -80,6 +80,31 @@ fn max_len(model: &Model, tok: &TextTokenizer) -> usize {
     tok.model_max_length().min(model.max_sequence())
 }
 
+/// Tokenizes every input (truncated to `max` tokens); returns each input's result and the
+/// sequences that encoded, in order, ready for [`forward_all`].
+fn encode_texts(
+    tok: &TextTokenizer,
+    inputs: &[TextInput],
+    max: usize,
+) -> (Vec<Result<Sequence>>, Vec<Sequence>) {
+    let encoded: Vec<Result<Sequence>> = inputs
+        .iter()
+        .map(|i| {
+            let e = tok.encode(&i.text, i.text_pair.as_deref(), Some(max))?;
+            Ok(Sequence {
+                ids: e.ids,
+                type_ids: e.type_ids,
+            })
+        })
+        .collect();
+    let ok = encoded
+        .iter()
+        .filter_map(|e| e.as_ref().ok())
+        .cloned()
+        .collect();
+    (encoded, ok)
+}
+
 /// transformers' `text-classification` pipeline.
 pub struct Classifier {
     pub model: Model,
@@ -120,23 +145,7 @@ impl Classifier {
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Result<Vec<LabelScore>>>> {
         let max = max_len(&self.model, &self.tokenizer);
-        let encoded: Vec<Result<Sequence>> = inputs
-            .iter()
-            .map(|i| {
-                let e = self
-                    .tokenizer
-                    .encode(&i.text, i.text_pair.as_deref(), Some(max))?;
-                Ok(Sequence {
-                    ids: e.ids,
-                    type_ids: e.type_ids,
-                })
-            })
-            .collect();
-        let ok: Vec<Sequence> = encoded
-            .iter()
-            .filter_map(|e| e.as_ref().ok())
-            .cloned()
-            .collect();
+        let (encoded, ok) = encode_texts(&self.tokenizer, inputs, max);
         let mut outs = forward_all(&self.model, &ok, batch, progress)?.into_iter();
         let labels = &self.model.config.id2label;
         Ok(encoded
@@ -180,23 +189,7 @@ impl Embedder {
         batch: usize,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Result<Vec<f32>>>> {
-        let encoded: Vec<Result<Sequence>> = inputs
-            .iter()
-            .map(|i| {
-                let e =
-                    self.tokenizer
-                        .encode(&i.text, i.text_pair.as_deref(), Some(self.max_len))?;
-                Ok(Sequence {
-                    ids: e.ids,
-                    type_ids: e.type_ids,
-                })
-            })
-            .collect();
-        let ok: Vec<Sequence> = encoded
-            .iter()
-            .filter_map(|e| e.as_ref().ok())
-            .cloned()
-            .collect();
+        let (encoded, ok) = encode_texts(&self.tokenizer, inputs, self.max_len);
         let lens: Vec<usize> = ok.iter().map(|s| s.ids.len()).collect();
         let outs = forward_all(&self.model, &ok, batch, progress)?;
         let dim = self.model.config.hidden_size;

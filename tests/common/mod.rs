@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use wgformer::models::config::Family;
+use wgformer::models::{Model, Sequence};
 use wgformer::Gpu;
 
 /// `../shared` beside the checkout, or `WGFORMER_SHARED`. Missing fixtures fail the test loudly.
@@ -109,4 +111,93 @@ pub fn minilm_f32() -> PathBuf {
         dir.display()
     );
     dir
+}
+
+/// Parity tolerance against the Hugging Face goldens (f32).
+pub const TOL: f32 = 1e-4;
+
+/// The golden case for `name` as unpadded rows (ids, and token types where the model has them).
+pub fn golden_rows(case: &serde_json::Value) -> Vec<Sequence> {
+    let masks: Vec<Vec<u32>> = case["attention_mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(ids)
+        .collect();
+    case["input_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(r, row)| {
+            let len = masks[r].iter().filter(|m| **m == 1).count();
+            // Right padding: the real tokens come first.
+            assert!(
+                masks[r][..len].iter().all(|m| *m == 1),
+                "row {r} not right-padded"
+            );
+            let type_ids = if case["token_type_ids"].is_null() {
+                vec![]
+            } else {
+                ids(&case["token_type_ids"][r])[..len].to_vec()
+            };
+            Sequence {
+                ids: ids(row)[..len].to_vec(),
+                type_ids,
+            }
+        })
+        .collect()
+}
+
+/// Tiny random model `name` against `tiny-golden.*`: a right-padded batch of three rows, every
+/// hidden state at the real positions and the logits within 1e-4.
+pub fn tiny_parity(name: &str, family: Family) {
+    let gpu = gpu();
+    let dir = shared().join("fixtures/tiny");
+    let meta = json(dir.join("tiny-golden.json"));
+    let golden = Golden::open(dir.join("tiny-golden.safetensors"));
+    let case = meta["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["model"] == name)
+        .unwrap_or_else(|| panic!("{name} not in tiny-golden.json"));
+    let model = Model::load(&dir.join(name), &gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(model.config.family, family);
+    assert_eq!(
+        model.config.architecture,
+        case["architecture"].as_str().unwrap()
+    );
+    let rows = golden_rows(case);
+    let lens: Vec<usize> = rows.iter().map(|r| r.ids.len()).collect();
+    assert!(
+        lens.windows(2).any(|w| w[0] != w[1]),
+        "{name}: the batch must be padded"
+    );
+    let out = model.forward_with_hidden(&rows).unwrap();
+    let states = case["hidden_layers"].as_u64().unwrap() as usize;
+    assert_eq!(
+        out.hidden_states.len(),
+        states,
+        "{name}: hidden state count"
+    );
+    for k in 0..states {
+        let (shape, want) = golden.get(&format!("{name}.hidden.{k}"));
+        let (seq, h) = (shape[1], shape[2]);
+        assert_eq!(h, model.config.hidden_size, "{name} hidden {k} width");
+        for (r, len) in lens.iter().enumerate() {
+            let w = &want[r * seq * h..(r * seq + len) * h];
+            let d = max_abs(&out.hidden_states[k][r], w);
+            assert!(d < TOL, "{name} hidden {k} row {r}: max |diff| {d:e}");
+        }
+    }
+    let (shape, want) = golden.get(&format!("{name}.logits"));
+    assert_eq!(shape, [rows.len(), model.config.num_labels()]);
+    let got: Vec<f32> = out.logits.concat();
+    let d = max_abs(&got, &want);
+    assert!(d < TOL, "{name} logits: max |diff| {d:e}");
+    // The last hidden state is the last captured one.
+    for r in 0..rows.len() {
+        assert_eq!(out.last_hidden[r], out.hidden_states[states - 1][r]);
+    }
 }
