@@ -124,7 +124,9 @@ fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
         "offsets index the long context"
     );
     assert!(
-        a.start >= start && (a.start - start) % period == 0 && a.end - a.start == end - start,
+        a.start >= start
+            && (a.start - start).is_multiple_of(period)
+            && a.end - a.start == end - start,
         "long context: {}..{} is not a copy of the gold span {start}..{end} (period {period})",
         a.start,
         a.end
