@@ -320,7 +320,8 @@ mod tests {
     /// A pair truncated `longest_first` keeps both texts, trimming the longer one first.
     #[test]
     fn pair_truncation_is_longest_first() {
-        let tok = TextTokenizer::load(&shared().join("fixtures/tiny/tiny-bert")).unwrap();
+        // A BERT tokenizer that hands the model token types, so the pair's tokens are visible.
+        let tok = TextTokenizer::load(&shared().join("models/minilm-sst2")).unwrap();
         let long = "one two three ".repeat(10);
         let e = tok.encode(&long, Some("a good film"), Some(16)).unwrap();
         assert_eq!(e.ids.len(), 16);
