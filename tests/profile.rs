@@ -2,16 +2,16 @@
 //! BERT fixture (hidden 32, 4 heads, FFN 64, 2 layers, 3 labels, f32 weights).
 
 use std::collections::HashMap;
-use std::path::Path;
 use wgformer::bench::{kernels, random_rows, Ceilings, RandomConfig};
 use wgformer::gpu::profiler::{self, ForwardProfile, Profiler, Timing};
 use wgformer::gpu::test_gpu;
 use wgformer::models::Model;
 
-const TINY: &str = "/work/shared/fixtures/tiny/tiny-bert";
+mod common;
 
 fn tiny() -> Model {
-    Model::load(Path::new(TINY), test_gpu()).expect("tiny-bert fixture loads")
+    let dir = common::shared().join("fixtures/tiny/tiny-bert");
+    Model::load(&dir, test_gpu()).expect("tiny-bert fixture loads")
 }
 
 /// Matmul `[m,k]·[n,k]ᵀ` (+ bias), f32, dense B shared by all batches: FLOPs and bytes by hand.
@@ -29,9 +29,9 @@ fn node_counts_match_a_hand_count() {
     let nodes = model
         .with_graph(&rows, |g, _| Ok(g.nodes().cloned().collect::<Vec<_>>()))
         .unwrap();
-    // embeddings + 2 layers × (qkv, qk, softmax, pv, attn_out, attn_norm, ff_in, ff_out,
-    // out_norm) + pooler dense + classifier.
-    assert_eq!(nodes.len(), 1 + 2 * 9 + 2);
+    // embeddings + 2 layers × (qk projection, v projection (written transposed), q·kᵀ, softmax,
+    // p·v, attn_out, attn_norm, ff_in, ff_out, out_norm) + pooler dense + classifier.
+    assert_eq!(nodes.len(), 1 + 2 * 10 + 2);
 
     // T = 8 tokens, h = 32, 4 heads of d = 8, FFN 64.
     let t = 8u64;
@@ -53,7 +53,8 @@ fn node_counts_match_a_hand_count() {
                 (t * h * 9, 12 * t + 3 * 4 * t * h + 4 * t * h + 8 * h),
             ),
         ),
-        ("layer0.qkv", ("matmul", linear(t, 3 * h, h, true))),
+        ("layer0.qk", ("matmul", linear(t, 2 * h, h, true))),
+        ("layer0.v", ("matmul", linear(t, h, h, true))),
         ("layer0.attention.qk", ("matmul", attn)),
         // 4 heads × 8 query rows of 8 scores: max, subtract, exp, sum, scale, mask add.
         (
@@ -90,7 +91,8 @@ fn node_counts_match_a_hand_count() {
         .filter(|n| n.kind == "matmul")
         .map(|n| n.flops)
         .sum();
-    // Per layer: qkv 49152 + qk 4096 + pv 4096 + attn_out 16384 + ff_in 32768 + ff_out 32768.
+    // Per layer: qk 32768 + v 16384 + q·kᵀ 4096 + p·v 4096 + attn_out 16384 + ff_in 32768 +
+    // ff_out 32768.
     assert_eq!(matmul_flops, 2 * 139_264 + 2048 + 192);
 }
 
