@@ -1,6 +1,7 @@
 //! Sentence embeddings the sentence-transformers way: pool a row's token vectors (mean, CLS or
 //! max over the real tokens), then optionally L2-normalise.
 
+use crate::pipelines::tokenize::read_json;
 use std::path::Path;
 
 use serde_json::Value;
@@ -122,17 +123,6 @@ pub fn sentence_max_seq_length(dir: &Path) -> Result<Option<usize>> {
             )),
         },
     }
-}
-
-fn read_json(path: &Path) -> Result<Option<Value>> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::model(path, format!("not valid JSON: {e}")))
 }
 
 fn pooling_from_config(path: &Path, cfg: &Value) -> Result<Pooling> {

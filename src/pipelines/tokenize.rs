@@ -182,7 +182,8 @@ impl TextTokenizer {
     }
 }
 
-fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
+/// An optional JSON file of a model folder: `None` when absent, an error naming it when invalid.
+pub(crate) fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
     if !path.is_file() {
         return Ok(None);
     }
