@@ -164,10 +164,16 @@ fn split_items<T>(items: Vec<Item<T>>) -> Split<T> {
 
 fn report_bad(bad: &[(usize, String)], json: bool) {
     for (line, e) in bad {
-        eprintln!("error: {e}");
-        if json {
-            println!("{}", serde_json::json!({ "line": line, "error": e }));
-        }
+        report_error(*line, e, e, json);
+    }
+}
+
+/// One input that failed: `shown` on stderr, and with `--json` a `{"line","error"}` line in its
+/// place on stdout so outputs stay aligned with inputs.
+fn report_error(line: usize, shown: &str, err: &str, json: bool) {
+    eprintln!("error: {shown}");
+    if json {
+        println!("{}", serde_json::json!({ "line": line, "error": err }));
     }
 }
 
@@ -217,13 +223,7 @@ pub fn qa(a: QaArgs) -> anyhow::Result<()> {
                 } else {
                     String::new()
                 };
-                eprintln!("error: {where_}{e}");
-                if a.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "line": line, "error": e.to_string() })
-                    );
-                }
+                report_error(*line, &format!("{where_}{e}"), &e.to_string(), a.json);
             }
         }
     }
@@ -331,15 +331,7 @@ pub fn classify(a: ClassifyArgs) -> anyhow::Result<()> {
                     .collect();
                 println!("{}\t{}", shown.join(", "), inp.text);
             }
-            Err(e) => {
-                eprintln!("error: line {line}: {e}");
-                if a.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "line": line, "error": e.to_string() })
-                    );
-                }
-            }
+            Err(e) => report_error(*line, &format!("line {line}: {e}"), &e.to_string(), a.json),
         }
     }
     Ok(())
@@ -367,15 +359,12 @@ pub fn embed(a: EmbedArgs) -> anyhow::Result<()> {
                     inp.text
                 );
             }
-            Err(err) => {
-                eprintln!("error: line {line}: {err}");
-                if a.json {
-                    println!(
-                        "{}",
-                        serde_json::json!({ "line": line, "error": err.to_string() })
-                    );
-                }
-            }
+            Err(err) => report_error(
+                *line,
+                &format!("line {line}: {err}"),
+                &err.to_string(),
+                a.json,
+            ),
         }
     }
     Ok(())

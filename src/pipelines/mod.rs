@@ -22,6 +22,17 @@ use std::path::Path;
 use std::sync::Arc;
 use tokenize::TextTokenizer;
 
+/// Path of `rel` in the shared/ test data beside the checkout (unit tests only).
+#[cfg(test)]
+pub(crate) fn test_shared(rel: &str) -> String {
+    let p = format!("{}/../shared/{rel}", env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        Path::new(&p).exists(),
+        "missing test data {p}: the shared/ folder must sit beside the checkout"
+    );
+    p
+}
+
 /// Rows per forward pass unless the caller says otherwise.
 pub const DEFAULT_BATCH: usize = 16;
 

@@ -426,16 +426,7 @@ pub fn decode(
 mod tests {
     use super::*;
 
-    const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
-
-    fn shared(rel: &str) -> String {
-        let p = format!("{SHARED}/{rel}");
-        assert!(
-            std::path::Path::new(&p).exists(),
-            "missing test data {p}: the shared/ folder must sit beside the checkout"
-        );
-        p
-    }
+    use crate::pipelines::test_shared as shared;
 
     fn tokenizer() -> Tokenizer {
         let mut t = Tokenizer::from_file(shared("models/distilminilm-squad/tokenizer.json"))

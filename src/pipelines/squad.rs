@@ -221,16 +221,7 @@ pub fn evaluate(dataset: &[SquadQuestion], predictions: &HashMap<String, String>
 mod tests {
     use super::*;
 
-    const SHARED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared");
-
-    fn shared(rel: &str) -> String {
-        let p = format!("{SHARED}/{rel}");
-        assert!(
-            Path::new(&p).exists(),
-            "missing test data {p}: the shared/ folder must sit beside the checkout"
-        );
-        p
-    }
+    use crate::pipelines::test_shared as shared;
 
     #[test]
     fn hf_predictions_reproduce_hf_scores() {
