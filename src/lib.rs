@@ -1,9 +1,10 @@
 //! wgformer: transformer encoder inference (BERT-family) on wgpu compute shaders.
 //!
 //! Layers, each knowing only the ones below it:
-//! - [`gpu`]: adapter choice, device features, pipeline cache, profiler;
+//! - [`gpu`]: adapter choice, device features, pipeline cache;
 //! - [`ops`]: one Rust wrapper per WGSL kernel family, each with its CPU f64 reference;
 //! - [`graph`]: tensors, nodes, liveness buffer plan, one-submit executor (knows no model);
+//! - [`profiler`]: per-node GPU timing of graph runs (above the graph it times);
 //! - [`models`]: Hugging Face config/weights and one file per architecture, building graphs;
 //! - [`pipelines`]: tokenization and post-processing (QA spans, labels, pooling), plain Rust.
 
@@ -15,6 +16,7 @@ pub mod hub;
 pub mod models;
 pub mod ops;
 pub mod pipelines;
+pub mod profiler;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};

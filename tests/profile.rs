@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use wgformer::bench::{kernels, random_rows, Ceilings, RandomConfig};
-use wgformer::gpu::profiler::{self, ForwardProfile, Profiler, Timing};
+use wgformer::profiler::{self, ForwardProfile, Profiler, Timing};
 use wgformer::gpu::test_gpu;
 use wgformer::models::Model;
 

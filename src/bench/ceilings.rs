@@ -2,7 +2,7 @@
 //! per adapter so `profile` can show each kernel as a percentage of what this adapter reaches.
 
 use super::kernels;
-use crate::gpu::profiler;
+use crate::profiler;
 use crate::gpu::Gpu;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};

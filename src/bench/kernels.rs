@@ -1,7 +1,7 @@
 //! Single-kernel benchmarks: a graph of `reps` identical dispatches on random data, timed per
 //! dispatch by the profiler (GPU timestamps where available).
 
-use crate::gpu::profiler::{self, Profiler, Timing};
+use crate::profiler::{self, Profiler, Timing};
 use crate::gpu::Gpu;
 use crate::graph::{Access, Arg, Graph, GraphBuilder, WeightBuffer};
 use crate::ops::matmul::Matmul;
@@ -116,8 +116,9 @@ pub fn layer_norm_graph(gpu: &Gpu, rows: usize, n: usize, reps: usize) -> Result
 /// Times every node of `graph` over `runs` runs (after one warm-up) and summarises the dispatch
 /// times, which must all be of the same kernel and shape.
 pub fn time_graph(gpu: &Arc<Gpu>, name: &str, graph: &Graph, runs: usize) -> Result<KernelResult> {
-    let mut prof = Profiler::new(gpu, graph)?;
-    let runs = profiler::profile_graph(&mut prof, graph, &[], 1, runs.max(1))?;
+    let graph = graph.lock();
+    let mut prof = Profiler::new(gpu, &graph)?;
+    let runs = profiler::profile_graph(&mut prof, &graph, &[], 1, runs.max(1))?;
     let samples: Vec<f64> = runs
         .iter()
         .flat_map(|r| r.nodes.iter().map(|n| n.us))

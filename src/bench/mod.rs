@@ -2,7 +2,7 @@
 //! token rows, single-kernel graphs, adapter ceilings and end-to-end latency.
 //!
 //! Everything here drives the same [`Graph`](crate::graph::Graph) and
-//! [`Profiler`](crate::gpu::profiler::Profiler) that real models use, so a kernel benchmark times
+//! [`Profiler`](crate::profiler::Profiler) that real models use, so a kernel benchmark times
 //! exactly the dispatch a forward would record.
 
 pub mod ceilings;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use wgformer::bench::{
     ceilings, kernels, parse_list, quantile, random_rows, Ceilings, RandomConfig,
 };
-use wgformer::gpu::profiler::Timing;
+use wgformer::profiler::Timing;
 
 #[derive(Args)]
 #[command(args_conflicts_with_subcommands = true)]

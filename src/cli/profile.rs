@@ -6,7 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wgformer::bench::{ceilings, random_rows, Ceilings, RandomConfig};
-use wgformer::gpu::profiler::{self, ForwardProfile, Profiler};
+use wgformer::profiler::{self, ForwardProfile, Profiler};
 use wgformer::models::Model;
 use wgformer::Gpu;
 

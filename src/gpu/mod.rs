@@ -1,9 +1,8 @@
 //! The GPU context: adapter choice, device features and limits, a pipeline cache, error capture.
+//! It knows wgpu and nothing above it (graph timing lives in [`crate::profiler`]).
 //!
 //! wgpu's default error handler panics; this module installs one that records the error so every
 //! failure reaches the caller as an [`Error`] naming the cause.
-
-pub mod profiler;
 
 use crate::{Error, Result};
 use serde::Serialize;

@@ -595,6 +595,7 @@ impl<'g> GraphBuilder<'g> {
             staging,
             plan: report,
             stats: Mutex::new(RunStats::default()),
+            run_lock: Mutex::new(()),
         })
     }
 }

@@ -151,6 +151,9 @@ pub struct Graph {
     staging: wgpu::Buffer,
     plan: PlanReport,
     stats: Mutex<RunStats>,
+    /// Held from writing the inputs to reading the outputs: the input, activation and staging
+    /// buffers are one set per graph, so two runs at once would read each other's answers.
+    run_lock: Mutex<()>,
 }
 
 /// Output bytes of one run, by tensor.
@@ -193,7 +196,46 @@ impl Graph {
     }
 
     /// Writes `inputs` (every input tensor, exactly its size in bytes), runs every node in one
-    /// submit and reads the outputs back.
+    /// submit and reads the outputs back. Safe to call from many threads: runs of one graph
+    /// take turns (see [`lock`](Self::lock)).
+    pub fn run(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
+        self.lock().run(gpu, inputs)
+    }
+
+    /// Exclusive use of this graph's buffers until the guard drops, for callers that drive a run
+    /// step by step (the profiler). Calling [`Graph::run`] while holding it deadlocks: use
+    /// [`GraphRun::run`] instead.
+    pub fn lock(&self) -> GraphRun<'_> {
+        // A panic in another run leaves the buffers in no worse state than a failed run:
+        // the next run rewrites every input, so a poisoned lock is safe to take.
+        let guard = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
+        GraphRun {
+            graph: self,
+            _guard: guard,
+        }
+    }
+}
+
+/// A graph held for one caller: the only way to write its inputs and read its outputs.
+pub struct GraphRun<'g> {
+    graph: &'g Graph,
+    _guard: std::sync::MutexGuard<'g, ()>,
+}
+
+impl<'g> GraphRun<'g> {
+    pub fn graph(&self) -> &'g Graph {
+        self.graph
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = &'g NodeInfo> {
+        self.graph.nodes()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.graph.node_count()
+    }
+
+    /// As [`Graph::run`], under this guard.
     pub fn run(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
         let written = self.write_inputs(gpu, inputs)?;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
@@ -201,17 +243,14 @@ impl Graph {
         self.encode_readback(&mut enc);
         gpu.queue.submit([enc.finish()]);
         let out = self.finish(gpu)?;
-        let mut s = self.stats.lock().unwrap();
-        s.runs += 1;
-        s.submits += 1;
-        s.bytes_written_last_run = written;
+        self.count_profiled_run(written);
         Ok(out)
     }
 
     pub fn write_inputs(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<u64> {
         let mut written = 0;
-        for (t, buf) in &self.inputs {
-            let desc = &self.tensors[t.0];
+        for (t, buf) in &self.graph.inputs {
+            let desc = &self.graph.tensors[t.0];
             let data = inputs
                 .iter()
                 .find(|(id, _)| id == t)
@@ -241,7 +280,7 @@ impl Graph {
                     label: Some("forward"),
                     timestamp_writes: None,
                 });
-                for n in &self.nodes {
+                for n in &self.graph.nodes {
                     pass.set_pipeline(&n.pipeline);
                     pass.set_bind_group(0, &n.bind_group, &[]);
                     let [x, y, z] = n.workgroups;
@@ -249,7 +288,7 @@ impl Graph {
                 }
             }
             Some(qs) => {
-                for (i, n) in self.nodes.iter().enumerate() {
+                for (i, n) in self.graph.nodes.iter().enumerate() {
                     let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
                         label: Some(&n.info.label),
                         timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
@@ -270,7 +309,7 @@ impl Graph {
     /// Records node `i` alone in its own pass: the profiler's host-timed fallback submits nodes
     /// one by one on adapters without timestamp queries. Out-of-range `i` records nothing.
     pub fn encode_node(&self, enc: &mut wgpu::CommandEncoder, i: usize) {
-        let Some(n) = self.nodes.get(i) else { return };
+        let Some(n) = self.graph.nodes.get(i) else { return };
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(&n.info.label),
             timestamp_writes: None,
@@ -282,18 +321,19 @@ impl Graph {
     }
 
     pub fn encode_readback(&self, enc: &mut wgpu::CommandEncoder) {
-        for (_, buf, off, size) in &self.outputs {
-            enc.copy_buffer_to_buffer(buf, 0, &self.staging, *off, *size);
+        for (_, buf, off, size) in &self.graph.outputs {
+            enc.copy_buffer_to_buffer(buf, 0, &self.graph.staging, *off, *size);
         }
     }
 
     pub fn finish(&self, gpu: &Gpu) -> Result<Outputs> {
-        if self.outputs.is_empty() {
+        if self.graph.outputs.is_empty() {
             gpu.wait()?;
             return Ok(Outputs { data: vec![] });
         }
-        let all = gpu.map_read(&self.staging)?;
+        let all = gpu.map_read(&self.graph.staging)?;
         let data = self
+            .graph
             .outputs
             .iter()
             .map(|(t, _, off, size)| (*t, all[*off as usize..(*off + *size) as usize].to_vec()))
@@ -302,7 +342,7 @@ impl Graph {
     }
 
     pub fn count_profiled_run(&self, written: u64) {
-        let mut s = self.stats.lock().unwrap();
+        let mut s = self.graph.stats.lock().unwrap();
         s.runs += 1;
         s.submits += 1;
         s.bytes_written_last_run = written;

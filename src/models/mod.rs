@@ -21,7 +21,7 @@ pub mod roberta;
 pub mod weights;
 
 use crate::gpu::Gpu;
-use crate::graph::{Graph, GraphBuilder, PlanReport, RunStats};
+use crate::graph::{Graph, GraphBuilder, GraphRun, PlanReport, RunStats};
 use crate::{Error, Result};
 use config::{Family, ModelConfig};
 use encoder::{GraphIo, Network, Positions};
@@ -193,14 +193,14 @@ impl Model {
     pub fn with_graph<R>(
         &self,
         rows: &[Sequence],
-        f: impl FnOnce(&Graph, &[(crate::graph::TensorId, &[u8])]) -> Result<R>,
+        f: impl FnOnce(&GraphRun, &[(crate::graph::TensorId, &[u8])]) -> Result<R>,
     ) -> Result<R> {
         let longest = self.validate(rows)?;
         let seq = self.bucket(longest);
         let c = self.graph(rows.len(), seq, false)?;
         let (idx, mask) = self.inputs(rows, seq);
         f(
-            &c.graph,
+            &c.graph.lock(),
             &[
                 (c.io.idx, bytemuck::cast_slice(&idx)),
                 (c.io.mask, bytemuck::cast_slice(&mask)),

@@ -1,6 +1,6 @@
 //! Per-node GPU timing of a graph run.
 //!
-//! With TIMESTAMP_QUERY, [`Graph::encode`] gives every node its own compute pass whose begin and
+//! With TIMESTAMP_QUERY, [`GraphRun::encode`] gives every node its own compute pass whose begin and
 //! end ticks land in a query set; the set is resolved into a QUERY_RESOLVE buffer and copied to a
 //! MAP_READ buffer in the same submit. Each run uses the next slot of a small ring of those
 //! buffers and its readback is mapped asynchronously, so the host reads run *i − 1*'s ticks while
@@ -10,8 +10,8 @@
 //! timing: every node is submitted alone and waited for, so each time includes the submit and
 //! wait overhead and the whole forward runs slower than it would in one submit.
 
-use super::Gpu;
-use crate::graph::{Graph, NodeInfo, TensorId};
+use crate::gpu::Gpu;
+use crate::graph::{GraphRun, NodeInfo, TensorId};
 use crate::{Error, Result};
 use serde::Serialize;
 use std::sync::{Arc, Mutex};
@@ -199,7 +199,7 @@ pub struct Profiler {
 
 impl Profiler {
     /// A profiler for `graph`, using timestamp queries where the adapter has them.
-    pub fn new(gpu: &Arc<Gpu>, graph: &Graph) -> Result<Profiler> {
+    pub fn new(gpu: &Arc<Gpu>, graph: &GraphRun) -> Result<Profiler> {
         if gpu.has_timestamps() {
             Self::with_timestamps(gpu, graph)
         } else {
@@ -208,7 +208,7 @@ impl Profiler {
     }
 
     /// Host timing per submit even where timestamps exist (to compare, and to test the fallback).
-    pub fn host_timed(gpu: &Arc<Gpu>, graph: &Graph) -> Profiler {
+    pub fn host_timed(gpu: &Arc<Gpu>, graph: &GraphRun) -> Profiler {
         Profiler {
             gpu: gpu.clone(),
             nodes: graph.nodes().cloned().collect(),
@@ -218,7 +218,7 @@ impl Profiler {
         }
     }
 
-    fn with_timestamps(gpu: &Arc<Gpu>, graph: &Graph) -> Result<Profiler> {
+    fn with_timestamps(gpu: &Arc<Gpu>, graph: &GraphRun) -> Result<Profiler> {
         let nodes: Vec<NodeInfo> = graph.nodes().cloned().collect();
         if nodes.is_empty() {
             return Err(Error::Graph("the graph has no nodes to profile".into()));
@@ -285,7 +285,7 @@ impl Profiler {
         }
     }
 
-    fn check_graph(&self, graph: &Graph) -> Result<()> {
+    fn check_graph(&self, graph: &GraphRun) -> Result<()> {
         let same = graph.node_count() == self.nodes.len()
             && graph
                 .nodes()
@@ -305,7 +305,7 @@ impl Profiler {
     /// last. Host-timed, returns this run's profile.
     pub fn run(
         &mut self,
-        graph: &Graph,
+        graph: &GraphRun,
         inputs: &[(TensorId, &[u8])],
     ) -> Result<Option<ForwardProfile>> {
         self.check_graph(graph)?;
@@ -434,7 +434,7 @@ impl Profiler {
         }
     }
 
-    fn run_host(&self, graph: &Graph, inputs: &[(TensorId, &[u8])]) -> Result<ForwardProfile> {
+    fn run_host(&self, graph: &GraphRun, inputs: &[(TensorId, &[u8])]) -> Result<ForwardProfile> {
         let gpu = &self.gpu;
         let start = Instant::now();
         let written = graph.write_inputs(gpu, inputs)?;
@@ -476,7 +476,7 @@ impl Profiler {
 /// first run pays for pipeline and buffer first use).
 pub fn profile_graph(
     profiler: &mut Profiler,
-    graph: &Graph,
+    graph: &GraphRun,
     inputs: &[(TensorId, &[u8])],
     warmup: usize,
     runs: usize,
