@@ -3,6 +3,7 @@
 //! CPU f64 reference its tests compare against. Nothing here allocates buffers: the graph does.
 
 pub mod activation;
+pub mod attention;
 pub mod embedding;
 pub mod layer_norm;
 pub mod matmul;
