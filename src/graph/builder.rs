@@ -8,10 +8,10 @@ use super::{
 };
 use crate::gpu::Gpu;
 use crate::ops::activation::{self, Act};
+use crate::ops::attention::{Attention, BiasView};
 use crate::ops::embedding::Embedding;
 use crate::ops::layer_norm::LayerNorm;
-use crate::ops::matmul::{Matmul, Variant, View};
-use crate::ops::softmax::Softmax;
+use crate::ops::matmul::Matmul;
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -283,165 +283,66 @@ impl<'g> GraphBuilder<'g> {
         Ok(y)
     }
 
-    /// `y[b] = (x[b]·Wᵀ + bias)ᵀ`: `x` `[batch, seq, in]` → `[batch, out, seq]`, i.e. the
-    /// projection written transposed per sequence. Attention stores V this way so that P·V
-    /// reads V contiguously along the summed axis.
-    pub fn linear_transposed(
-        &mut self,
-        label: &str,
-        x: TensorId,
-        w: TensorId,
-        b: Option<TensorId>,
-    ) -> Result<TensorId> {
-        let xs = self.shape(x).to_vec();
-        let ws = self.shape(w).to_vec();
-        if xs.len() != 3 || ws.len() != 2 || ws[1] != xs[2] {
-            return Err(Error::Graph(format!(
-                "{label}: cannot apply weight {ws:?} to {xs:?}"
-            )));
-        }
-        let (bsz, seq, k, n) = (xs[0], xs[1], xs[2], ws[0]);
-        let y = self.activation(label, &[bsz, n, seq]);
-        let mut mm = Matmul::linear(seq, n, k);
-        mm.batch0 = bsz;
-        mm.a.b0 = seq * k;
-        mm.b.b0 = 0;
-        mm.c = View {
-            off: 0,
-            b0: n * seq,
-            b1: 0,
-            rows: 1,
-            cols: seq,
-        };
-        self.matmul(label, mm, x, w, b, y)?;
-        Ok(y)
-    }
-
-    /// Multi-head self-attention core: `softmax(Q·Kᵀ·scale + mask)·V` per head, with `qk`
-    /// `[batch, seq, 2·hidden]` (Q then K on the last axis), `vt` `[batch, hidden, seq]` (V
-    /// transposed, see [`linear_transposed`](Self::linear_transposed)) and an additive key mask
-    /// `[batch, seq]`. Heads are read and written in place by strides, and the score matrix is
-    /// processed in chunks of the batch so it fits one storage binding.
+    /// Multi-head self-attention core, one fused kernel: `softmax(Q·Kᵀ/√d + bias + mask)·V`
+    /// per head, with `qkv` `[batch, seq, 3·hidden]` (Q, K, V side by side on the last axis,
+    /// heads interleaved within each), an additive key mask `[batch, seq]` (0 or `f32::MIN`) and
+    /// optionally an additive position `bias`, f32 `[heads, seq, seq]` (shared by the batch) or
+    /// `[batch·heads, seq, seq]`, and a sliding `window` (key `j` visible to query `i` only when
+    /// `|i − j| ≤ window / 2`; 0 is global attention). Returns the context
+    /// `[batch, seq, hidden]`, heads interleaved.
     pub fn attention(
         &mut self,
         label: &str,
-        qk: TensorId,
-        vt: TensorId,
+        qkv: TensorId,
         mask: TensorId,
         heads: usize,
+        bias: Option<TensorId>,
+        window: usize,
     ) -> Result<TensorId> {
-        let s = self.shape(qk).to_vec();
-        let vs = self.shape(vt).to_vec();
-        if s.len() != 3 || !s[2].is_multiple_of(2) || !(s[2] / 2).is_multiple_of(heads) {
+        let s = self.shape(qkv).to_vec();
+        if s.len() != 3 || !s[2].is_multiple_of(3) || !(s[2] / 3).is_multiple_of(heads) {
             return Err(Error::Graph(format!(
-                "{label}: qk {s:?} is not [batch, seq, 2·hidden] with hidden divisible by {heads} heads"
+                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
             )));
         }
-        let (bsz, seq, h) = (s[0], s[1], s[2] / 2);
-        if vs != [bsz, h, seq] {
+        let (bsz, seq, h) = (s[0], s[1], s[2] / 3);
+        if self.shape(mask) != [bsz, seq] {
             return Err(Error::Graph(format!(
-                "{label}: vt {vs:?} is not [batch, hidden, seq] = [{bsz}, {h}, {seq}]"
+                "{label}: mask {:?} is not [batch, seq] = [{bsz}, {seq}]",
+                self.shape(mask)
             )));
         }
-        let d = h / heads;
-        let per_seq = (heads * seq * seq * 4) as u64;
-        let limit = self.gpu.limits.max_storage_buffer_binding_size;
-        if per_seq > limit {
-            return Err(Error::Graph(format!(
-                "{label}: one sequence's attention scores need {per_seq} bytes, more than this adapter's binding limit {limit}; use a shorter sequence"
-            )));
+        let mut at = Attention::packed_qkv(bsz, seq, heads, h / heads);
+        at.window = window;
+        if let Some(b) = bias {
+            let bs = self.shape(b).to_vec();
+            at.bias = Some(if bs == [heads, seq, seq] {
+                BiasView::per_head(seq)
+            } else if bs == [bsz * heads, seq, seq] {
+                BiasView::per_batch_head(heads, seq)
+            } else {
+                return Err(Error::Graph(format!(
+                    "{label}: position bias {bs:?} is neither [heads, seq, seq] nor [batch·heads, seq, seq]"
+                )));
+            });
         }
-        let chunk = ((limit / per_seq) as usize).clamp(1, bsz);
-        let scores = self.activation(&format!("{label}.scores"), &[chunk, heads, seq, seq]);
+        let call = at.call(self.gpu).map_err(|e| match e {
+            Error::Graph(m) => Error::Graph(format!("{label}: {m}")),
+            e => e,
+        })?;
         let ctx = self.activation(&format!("{label}.context"), &[bsz, seq, h]);
-        let qk_view = View {
-            off: 0,
-            b0: seq * 2 * h,
-            b1: d,
-            rows: 2 * h,
-            cols: 1,
-        };
-        let score_view = View {
-            off: 0,
-            b0: heads * seq * seq,
-            b1: seq * seq,
-            rows: seq,
-            cols: 1,
-        };
-        let mut b0 = 0;
-        while b0 < bsz {
-            let nb = chunk.min(bsz - b0);
-            let scores_mm = Matmul {
-                m: seq,
-                n: seq,
-                k: d,
-                batch0: nb,
-                batch1: heads,
-                a: View {
-                    off: b0 * seq * 2 * h,
-                    ..qk_view
-                },
-                b: View {
-                    off: b0 * seq * 2 * h + h,
-                    ..qk_view
-                },
-                c: score_view,
-                alpha: 1.0 / (d as f32).sqrt(),
-                bias: false,
-                act: Act::Identity,
-                b_dtype: DType::F32,
-                bias_dtype: DType::F32,
-                variant: Variant::Auto,
-            };
-            self.matmul(&format!("{label}.qk"), scores_mm, qk, qk, None, scores)?;
-            let sm = Softmax {
-                rows: nb * heads * seq,
-                len: seq,
-                rows_per_mask: heads * seq,
-                has_mask: true,
-                mask_off: b0 * seq,
-                per_row: None,
-            };
-            let call = sm.call(self.gpu)?;
-            self.node(
-                format!("{label}.softmax"),
-                call,
-                vec![
-                    Arg::T(scores, Access::ReadWrite),
-                    Arg::T(mask, Access::Read),
-                ],
-            );
-            let pv = Matmul {
-                m: seq,
-                n: d,
-                k: seq,
-                batch0: nb,
-                batch1: heads,
-                a: score_view,
-                b: View {
-                    off: b0 * h * seq,
-                    b0: h * seq,
-                    b1: d * seq,
-                    rows: seq,
-                    cols: 1,
-                },
-                c: View {
-                    off: b0 * seq * h,
-                    b0: seq * h,
-                    b1: d,
-                    rows: h,
-                    cols: 1,
-                },
-                alpha: 1.0,
-                bias: false,
-                act: Act::Identity,
-                b_dtype: DType::F32,
-                bias_dtype: DType::F32,
-                variant: Variant::Auto,
-            };
-            self.matmul(&format!("{label}.pv"), pv, scores, vt, None, ctx)?;
-            b0 += nb;
-        }
+        self.node(
+            label,
+            call,
+            vec![
+                Arg::T(qkv, Access::Read),
+                Arg::T(qkv, Access::Read),
+                Arg::T(qkv, Access::Read),
+                Arg::T(mask, Access::Read),
+                bias.map_or(Arg::Unused, |b| Arg::T(b, Access::Read)),
+                Arg::T(ctx, Access::Write),
+            ],
+        );
         Ok(ctx)
     }
 
