@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use wgformer::bench::{kernels, random_rows, Ceilings, RandomConfig};
-use wgformer::profiler::{self, ForwardProfile, Profiler, Timing};
 use wgformer::gpu::test_gpu;
 use wgformer::models::Model;
+use wgformer::profiler::{self, ForwardProfile, Profiler, Timing};
 
 mod common;
 

@@ -2,8 +2,8 @@
 //! per adapter so `profile` can show each kernel as a percentage of what this adapter reaches.
 
 use super::kernels;
-use crate::profiler;
 use crate::gpu::Gpu;
+use crate::profiler;
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};

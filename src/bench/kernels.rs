@@ -1,12 +1,12 @@
 //! Single-kernel benchmarks: a graph of `reps` identical dispatches on random data, timed per
 //! dispatch by the profiler (GPU timestamps where available).
 
-use crate::profiler::{self, Profiler, Timing};
 use crate::gpu::Gpu;
 use crate::graph::{Access, Arg, Graph, GraphBuilder, WeightBuffer};
 use crate::ops::matmul::Matmul;
 use crate::ops::softmax::Softmax;
 use crate::ops::DType;
+use crate::profiler::{self, Profiler, Timing};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;

@@ -6,8 +6,8 @@ use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wgformer::bench::{ceilings, random_rows, Ceilings, RandomConfig};
-use wgformer::profiler::{self, ForwardProfile, Profiler};
 use wgformer::models::Model;
+use wgformer::profiler::{self, ForwardProfile, Profiler};
 use wgformer::Gpu;
 
 #[derive(Args)]

@@ -392,6 +392,7 @@ impl<'g> GraphBuilder<'g> {
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
                 variant: Variant::Auto,
+                f16_inputs: false,
             };
             self.matmul(&format!("{label}.qk"), scores_mm, qk, qk, None, scores)?;
             let sm = Softmax {
@@ -438,6 +439,7 @@ impl<'g> GraphBuilder<'g> {
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
                 variant: Variant::Auto,
+                f16_inputs: false,
             };
             self.matmul(&format!("{label}.pv"), pv, scores, vt, None, ctx)?;
             b0 += nb;

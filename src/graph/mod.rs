@@ -309,7 +309,9 @@ impl<'g> GraphRun<'g> {
     /// Records node `i` alone in its own pass: the profiler's host-timed fallback submits nodes
     /// one by one on adapters without timestamp queries. Out-of-range `i` records nothing.
     pub fn encode_node(&self, enc: &mut wgpu::CommandEncoder, i: usize) {
-        let Some(n) = self.graph.nodes.get(i) else { return };
+        let Some(n) = self.graph.nodes.get(i) else {
+            return;
+        };
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(&n.info.label),
             timestamp_writes: None,

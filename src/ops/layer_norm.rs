@@ -22,7 +22,7 @@ impl LayerNorm {
     /// Bindings: 1 x, 2 residual (any buffer when `residual` is false), 3 gamma, 4 beta, 5 out.
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         // One invocation per row on CPU adapters, a workgroup per row elsewhere.
-        let rows_variant = self.per_row.unwrap_or(gpu.is_cpu());
+        let rows_variant = self.per_row.unwrap_or(gpu.cpu_kernels());
         let entry = if rows_variant { "main_rows" } else { "main" };
         let pipeline =
             gpu.pipeline_entry(&format!("layer_norm.{entry}"), entry, || SOURCE.to_string())?;

@@ -129,10 +129,13 @@ pub struct KernelCall {
     pub bytes: u64,
 }
 
+/// Workgroups a dispatch may have along one dimension (WebGPU's and most drivers' limit).
+pub const MAX_GROUPS: u32 = 65535;
+
 /// Splits a 1-D workgroup count into x/y so neither exceeds the 65535 per-dimension limit;
 /// kernels rebuild the linear id as `wg.x + wg.y * num_workgroups.x`.
 pub fn grid(groups: u32) -> [u32; 3] {
-    const MAX: u32 = 65535;
+    const MAX: u32 = MAX_GROUPS;
     if groups <= MAX {
         [groups.max(1), 1, 1]
     } else {

@@ -25,7 +25,7 @@ impl Softmax {
     /// when `has_mask` is false).
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         // One invocation per row on CPU adapters, a workgroup per row elsewhere.
-        let rows_variant = self.per_row.unwrap_or(gpu.is_cpu());
+        let rows_variant = self.per_row.unwrap_or(gpu.cpu_kernels());
         let entry = if rows_variant { "main_rows" } else { "main" };
         let pipeline =
             gpu.pipeline_entry(&format!("softmax.{entry}"), entry, || SOURCE.to_string())?;
