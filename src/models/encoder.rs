@@ -149,6 +149,17 @@ pub struct Network {
     pub notes: Vec<String>,
 }
 
+/// Which tensors a forward reads back to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Readback {
+    /// The head's logits (the last hidden state for a model without a head).
+    Head,
+    /// The logits and the last hidden state.
+    LastHidden,
+    /// The logits and every layer's hidden states.
+    AllHidden,
+}
+
 /// Tensors a forward graph reads and writes.
 pub struct GraphIo {
     /// u32 `[3, batch·seq]`: ids, position ids, token type ids.
@@ -454,8 +465,9 @@ impl Network {
         g: &mut GraphBuilder,
         batch: usize,
         seq: usize,
-        capture_hidden: bool,
+        readback: Readback,
     ) -> Result<GraphIo> {
+        let capture_hidden = readback == Readback::AllHidden;
         if seq == 0 || batch == 0 {
             return Err(Error::Input("empty batch".into()));
         }
@@ -522,7 +534,10 @@ impl Network {
                 Some(g.linear("head.qa", x, w, b, Act::Identity)?)
             }
         };
-        g.output(x);
+        // Read back only what the caller needs: a BERT-base 32 × 128 last hidden state is 12.6 MB.
+        if readback != Readback::Head || logits.is_none() {
+            g.output(x);
+        }
         if capture_hidden {
             for h in &hidden {
                 g.output(*h);
