@@ -9,7 +9,7 @@ mod tasks;
 
 use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
-use wgformer::gpu::{BackendChoice, KernelSet, MatmulChoice};
+use wgformer::gpu::{BackendChoice, KernelSet, MatmulChoice, Precision};
 use wgformer::{Gpu, GpuOptions};
 
 #[derive(Parser)]
@@ -41,6 +41,10 @@ pub struct GpuArgs {
     /// Matmul kernel: cooperative matrices (tensor cores) where available, or the portable one.
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub matmul: MatmulChoice,
+    /// Arithmetic: f32 (Hugging Face's numbers), f16 (tensor cores), auto (f16 on GPUs with
+    /// SHADER_F16, f32 on CPU adapters).
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub precision: Precision,
 }
 
 impl GpuArgs {
@@ -51,6 +55,7 @@ impl GpuArgs {
             no_f16: self.no_f16,
             kernels: self.kernels,
             matmul: self.matmul,
+            precision: self.precision,
         })?;
         Ok(Arc::new(gpu))
     }

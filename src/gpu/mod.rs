@@ -76,6 +76,20 @@ pub enum MatmulChoice {
     Coop,
 }
 
+/// The arithmetic models run in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f16 on GPUs with SHADER_F16, f32 on CPU adapters (where f16 brings nothing).
+    #[default]
+    Auto,
+    /// Hugging Face's f32 numbers (parity within 1e-4).
+    F32,
+    /// Matmul inputs rounded to f16 so tensor cores can run them (cooperative matrices);
+    /// accumulators, layer-norm and softmax statistics and the residual stream stay f32.
+    F16,
+}
+
 /// The cooperative-matrix configuration kernels use: square `size`×`size` f16 tiles with an f32
 /// accumulator, run by subgroups of at most `subgroup_max` invocations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -97,6 +111,8 @@ pub struct GpuOptions {
     pub kernels: KernelSet,
     /// Cooperative-matrix matmuls or the portable kernel.
     pub matmul: MatmulChoice,
+    /// f32 or f16 arithmetic for every model on this device.
+    pub precision: Precision,
 }
 
 /// What `wgformer devices` shows for one adapter.
@@ -270,6 +286,8 @@ pub struct Gpu {
     cpu_kernels: bool,
     /// The cooperative-matrix configuration matmuls use, when enabled.
     coop: Option<CoopConfig>,
+    /// Auto resolved: F32 or F16.
+    precision: Precision,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
@@ -346,6 +364,16 @@ impl Gpu {
         }))
         .map_err(|e| Error::Gpu(format!("could not open a device on `{}`: {e}", info.name)))?;
 
+        let precision = match opts.precision {
+            Precision::Auto
+                if device.features().contains(wgpu::Features::SHADER_F16)
+                    && info.device_type != wgpu::DeviceType::Cpu =>
+            {
+                Precision::F16
+            }
+            Precision::Auto => Precision::F32,
+            p => p,
+        };
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -366,6 +394,7 @@ impl Gpu {
                 KernelSet::Gpu => false,
                 KernelSet::Cpu => true,
             },
+            precision,
             coop,
             info,
             pipelines: Mutex::default(),
@@ -386,6 +415,11 @@ impl Gpu {
     /// Kernels pick their variants without workgroup memory (CPU adapters, unless forced).
     pub fn cpu_kernels(&self) -> bool {
         self.cpu_kernels
+    }
+
+    /// The precision models run in: [`Precision::F32`] or [`Precision::F16`], never `Auto`.
+    pub fn precision(&self) -> Precision {
+        self.precision
     }
 
     /// The cooperative-matrix configuration in use, if any (see [`MatmulChoice`]).
@@ -586,6 +620,18 @@ pub fn test_gpu_packed_f16() -> &'static Arc<Gpu> {
     })
 }
 
+/// The test adapter in f16 precision (cooperative-matrix matmuls where it has them).
+#[doc(hidden)]
+pub fn test_gpu_f16() -> &'static Arc<Gpu> {
+    static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| {
+        open_test_gpu(GpuOptions {
+            precision: Precision::F16,
+            ..Default::default()
+        })
+    })
+}
+
 /// The test adapter with the GPU kernel variants forced: what real GPUs run, tested on any
 /// adapter (lavapipe in CI).
 #[doc(hidden)]
@@ -608,9 +654,25 @@ fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
         adapter: std::env::var("WGFORMER_TEST_ADAPTER").ok(),
         ..base
     };
+    let require_coop = std::env::var("WGFORMER_TEST_REQUIRE_COOP").is_ok_and(|v| v == "1");
     match Gpu::new(&opts) {
         Ok(g) => {
-            eprintln!("tests run on {}", g.describe());
+            eprintln!(
+                "tests run on {}{}",
+                g.describe(),
+                match g.coop() {
+                    Some(c) => format!(", cooperative matrices {0}x{0}", c.size),
+                    None => String::new(),
+                }
+            );
+            // CI runs the coop tests on an adapter that has them: losing it must fail, not
+            // quietly test the portable kernels twice.
+            if require_coop && g.coop().is_none() && !opts.no_f16 && opts.matmul != MatmulChoice::Portable {
+                panic!(
+                    "WGFORMER_TEST_REQUIRE_COOP=1 but {} has no usable cooperative matrices (run through scripts/coopmat-lavapipe.sh)",
+                    g.describe()
+                );
+            }
             Arc::new(g)
         }
         Err(e) => panic!(
