@@ -80,7 +80,10 @@ fn tiny_models_stay_close_to_goldens_in_f16() {
             let (seq, h) = (shape[1], shape[2]);
             for (r, row) in rows.iter().enumerate() {
                 let len = row.ids.len();
-                let d = max_abs(&out.hidden_states[k][r], &want[r * seq * h..(r * seq + len) * h]);
+                let d = max_abs(
+                    &out.hidden_states[k][r],
+                    &want[r * seq * h..(r * seq + len) * h],
+                );
                 worst = worst.max(d);
                 assert!(d < 2e-2, "{name} hidden {k} row {r}: max |diff| {d:e}");
             }
@@ -140,7 +143,9 @@ fn squad_answers_and_scores_in_f16() {
             context: r["context"].as_str().unwrap().to_owned(),
         })
         .collect();
-    let out = qa.answer(&inputs, &QaParams::default(), 16, &|_| {}).unwrap();
+    let out = qa
+        .answer(&inputs, &QaParams::default(), 16, &|_| {})
+        .unwrap();
     let (mut agree, mut diffs) = (0, vec![]);
     let mut ours = HashMap::new();
     let mut theirs = HashMap::new();
@@ -159,7 +164,10 @@ fn squad_answers_and_scores_in_f16() {
     at_least_995("squad f16 answers", agree, rows.len(), &diffs);
     // EM/F1 against the gold answers of the same questions, ours vs transformers'.
     let data = squad::load_dataset(shared().join("data/squad-v1.1-dev-visible.json")).unwrap();
-    let subset: Vec<_> = data.into_iter().filter(|q| ours.contains_key(&q.id)).collect();
+    let subset: Vec<_> = data
+        .into_iter()
+        .filter(|q| ours.contains_key(&q.id))
+        .collect();
     assert_eq!(subset.len(), rows.len());
     let (a, b) = (
         squad::evaluate(&subset, &ours),
@@ -169,6 +177,9 @@ fn squad_answers_and_scores_in_f16() {
         "squad f16: EM {:.3} F1 {:.3}; transformers EM {:.3} F1 {:.3}",
         a.exact_match, a.f1, b.exact_match, b.f1
     );
-    assert!((a.exact_match - b.exact_match).abs() <= 0.3, "EM {a:?} vs {b:?}");
+    assert!(
+        (a.exact_match - b.exact_match).abs() <= 0.3,
+        "EM {a:?} vs {b:?}"
+    );
     assert!((a.f1 - b.f1).abs() <= 0.3, "F1 {a:?} vs {b:?}");
 }

@@ -435,11 +435,29 @@ impl Gpu {
         self.info.backend
     }
 
-    /// A one-line description: name, backend, type.
+    /// A one-line description: name, backend, type, and how models run on it (precision,
+    /// matmul kind, kernel set), so every figure printed with it says what was measured.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {:?})",
-            self.info.name, self.info.backend, self.info.device_type
+            "{} ({:?}, {:?}; {}, {}{})",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            match self.precision {
+                Precision::F16 => "f16",
+                _ => "f32",
+            },
+            match self.coop {
+                Some(c) if self.precision == Precision::F16 => {
+                    format!("coop {0}x{0} matmul", c.size)
+                }
+                _ => "portable matmul".to_string(),
+            },
+            if self.cpu_kernels {
+                ", CPU-adapter kernels"
+            } else {
+                ""
+            }
         )
     }
 
@@ -667,7 +685,11 @@ fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
             );
             // CI runs the coop tests on an adapter that has them: losing it must fail, not
             // quietly test the portable kernels twice.
-            if require_coop && g.coop().is_none() && !opts.no_f16 && opts.matmul != MatmulChoice::Portable {
+            if require_coop
+                && g.coop().is_none()
+                && !opts.no_f16
+                && opts.matmul != MatmulChoice::Portable
+            {
                 panic!(
                     "WGFORMER_TEST_REQUIRE_COOP=1 but {} has no usable cooperative matrices (run through scripts/coopmat-lavapipe.sh)",
                     g.describe()
