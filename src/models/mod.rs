@@ -199,8 +199,9 @@ impl Model {
         let seq = self.bucket(longest);
         let c = self.graph(rows.len(), seq, false)?;
         let (idx, mask) = self.inputs(rows, seq);
+        let run = c.graph.lock();
         f(
-            &c.graph.lock(),
+            &run,
             &[
                 (c.io.idx, bytemuck::cast_slice(&idx)),
                 (c.io.mask, bytemuck::cast_slice(&mask)),
