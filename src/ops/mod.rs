@@ -103,6 +103,15 @@ impl Load {
     }
 }
 
+/// The workgroup tree reduction (`shaders/reduce.wgsl`: `WG`, `workgroup_sum`, `workgroup_max`)
+/// that row kernels share.
+pub(crate) const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+
+/// `body` with the shared workgroup reduction prepended.
+pub(crate) fn with_reduce(body: &str) -> String {
+    format!("{REDUCE}{body}")
+}
+
 /// Prefix a shader with `enable f16;` when any of its loads needs it.
 pub(crate) fn with_enables(loads: &[Load], body: String) -> String {
     if loads.contains(&Load::F16Native) {
