@@ -6,6 +6,7 @@ pub mod activation;
 pub mod embedding;
 pub mod layer_norm;
 pub mod matmul;
+pub mod peak;
 pub mod softmax;
 
 #[cfg(test)]
