@@ -1,11 +1,14 @@
-//! Profiler, benchmark helpers and random-weight models, checked against hand counts on the tiny
-//! BERT fixture (hidden 32, 4 heads, FFN 64, 2 layers, 3 labels, f32 weights).
+//! Profiler, benchmark helpers and random-weight models: FLOP and byte counts against hand counts
+//! on the tiny BERT fixture (hidden 32, 4 heads, FFN 64, 2 layers, 3 labels, f32 weights), and
+//! profiled times against things the profiler does not compute itself: the host clock around a
+//! run, and work that scales by a known factor.
 
 use std::collections::HashMap;
+use wgformer::bench::ceilings::{self, FORMAT};
 use wgformer::bench::{kernels, random_rows, Ceilings, RandomConfig};
-use wgformer::profiler::{self, ForwardProfile, Profiler, Timing};
 use wgformer::gpu::test_gpu;
 use wgformer::models::Model;
+use wgformer::profiler::{self, ForwardProfile, Profiler, Timing};
 
 mod common;
 
@@ -218,19 +221,43 @@ fn kernel_bench_counts_and_rates() {
     assert!(kernels::matmul_graph(gpu, 0, 4, 4, false, 1).is_err());
 }
 
+/// The peak kernels run at small sizes and check their own results; a ceilings file round-trips,
+/// and files from before the FMA and streaming-read peaks (or of another format) are clear
+/// errors that say to rerun `bench ceilings`.
 #[test]
-fn copy_bandwidth_and_ceilings_file_round_trip() {
+fn peaks_measure_and_ceilings_file_round_trip() {
     let gpu = test_gpu();
-    let (gbps, bytes) = wgformer::bench::ceilings::copy_bandwidth(gpu, 1 << 20, 1).unwrap();
+    let fma = ceilings::fma_peak_sized(gpu, false, 4096, 2_000.0, 1).unwrap();
+    assert!(fma.gflops.is_finite() && fma.gflops > 0.0, "{fma:?}");
+    assert_eq!(
+        fma.kernel.flops(),
+        2 * 4096 * 32 * 4 * fma.kernel.loops as u64
+    );
+    if gpu.has_f16() {
+        let h = ceilings::fma_peak_sized(gpu, true, 4096, 2_000.0, 1).unwrap();
+        assert!(h.gflops.is_finite() && h.gflops > 0.0, "{h:?}");
+    }
+    let (read, read_bytes) = ceilings::read_bandwidth(gpu, (4 << 20) + 7, 1).unwrap();
+    assert_eq!(read_bytes, 4 << 20, "rounded down to whole vec4s");
+    assert!(read.is_finite() && read > 0.0);
+    let (gbps, bytes) = ceilings::copy_bandwidth(gpu, 1 << 20, 1).unwrap();
     assert_eq!(bytes, 1 << 20);
     assert!(gbps.is_finite() && gbps > 0.0);
+
     let c = Ceilings {
+        format: FORMAT,
         adapter: gpu.info.name.clone(),
         backend: "vulkan".into(),
+        // Values exact in binary: serde_json's float printing does not round-trip every f64.
+        f32_fma_gflops: 28.5,
+        f16_fma_gflops: None,
+        coop_gflops: None,
+        read_gbps: 1.625,
+        read_bytes,
+        copy_gbps: 9.0,
+        copy_bytes: bytes,
         matmul_gflops: 12.5,
         matmul_shape: "matmul 512x512x512 W f32".into(),
-        copy_gbps: gbps,
-        copy_bytes: bytes,
         timing: "gpu_timestamps".into(),
         measured_at: 1,
     };
@@ -239,9 +266,38 @@ fn copy_bandwidth_and_ceilings_file_round_trip() {
     c.save(&path).unwrap();
     let back = Ceilings::load(&path).unwrap();
     assert_eq!(back.matmul_gflops, 12.5);
-    std::fs::write(&path, "not json").unwrap();
-    let err = Ceilings::load(&path).unwrap_err().to_string();
-    assert!(err.contains("bench ceilings"), "{err}");
+    assert_eq!((back.f32_fma_gflops, back.read_gbps), (28.5, 1.625));
+    assert_eq!((back.f16_fma_gflops, back.coop_gflops), (None, None));
+
+    // Written without the optional fields: they read as None.
+    let mut v = serde_json::to_value(&c).unwrap();
+    v.as_object_mut().unwrap().remove("coop_gflops");
+    v.as_object_mut().unwrap().remove("f16_fma_gflops");
+    std::fs::write(&path, v.to_string()).unwrap();
+    assert_eq!(Ceilings::load(&path).unwrap().coop_gflops, None);
+
+    // A file as wgformer wrote it before this format.
+    let old = r#"{"adapter": "x", "backend": "vulkan", "matmul_gflops": 0.7,
+        "matmul_shape": "matmul 512x512x512 W f16", "copy_gbps": 13.97, "copy_bytes": 67108864,
+        "timing": "gpu_timestamps", "measured_at": 1}"#;
+    let mut future = serde_json::to_value(&c).unwrap();
+    future["format"] = (FORMAT + 1).into();
+    let mut missing = serde_json::to_value(&c).unwrap();
+    missing.as_object_mut().unwrap().remove("read_gbps");
+    for (text, says) in [
+        (old.to_string(), "older wgformer"),
+        (future.to_string(), "format"),
+        (missing.to_string(), "read_gbps"),
+        ("not json".to_string(), "not a ceilings file"),
+        ("[1, 2]".to_string(), "not a ceilings file"),
+    ] {
+        std::fs::write(&path, &text).unwrap();
+        let err = Ceilings::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("rerun `wgformer bench ceilings`") && err.contains(says),
+            "{text}: {err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
