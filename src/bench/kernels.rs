@@ -32,13 +32,7 @@ fn random_weight(gpu: &Gpu, name: &str, shape: &[usize], dtype: DType) -> Result
     let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
     let vals: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let bytes: Vec<u8> = match dtype {
-        DType::F16 => {
-            let mut h: Vec<half::f16> = vals.iter().map(|x| half::f16::from_f32(*x)).collect();
-            if h.len() % 2 == 1 {
-                h.push(half::f16::ZERO);
-            }
-            bytemuck::cast_slice(&h).to_vec()
-        }
+        DType::F16 => crate::ops::f16_bytes(&vals),
         _ => bytemuck::cast_slice(&vals).to_vec(),
     };
     WeightBuffer::upload(gpu, name, shape, dtype, &bytes)

@@ -207,10 +207,7 @@ impl Uploader<'_> {
                 bytes.len() >> 20,
                 limit >> 20
             ));
-            let h: Vec<half::f16> = t.to_f32().iter().map(|x| half::f16::from_f32(*x)).collect();
-            let mut b = bytemuck::cast_slice(&h).to_vec();
-            b.resize(b.len().next_multiple_of(4), 0);
-            return (DType::F16, b);
+            return (DType::F16, crate::ops::f16_bytes(&t.to_f32()));
         }
         (dtype, bytes)
     }
@@ -378,11 +375,7 @@ impl Network {
             let f = |name: &str, shape: [usize; 2]| -> Result<WeightBuffer> {
                 let t = w.get(name, &shape)?;
                 let (dtype, bytes) = if word.dtype == DType::F16 {
-                    let h: Vec<half::f16> =
-                        t.to_f32().iter().map(|x| half::f16::from_f32(*x)).collect();
-                    let mut b = bytemuck::cast_slice(&h).to_vec();
-                    b.resize(b.len().next_multiple_of(4), 0);
-                    (DType::F16, b)
+                    (DType::F16, crate::ops::f16_bytes(&t.to_f32()))
                 } else {
                     (DType::F32, bytemuck::cast_slice(&t.to_f32()).to_vec())
                 };

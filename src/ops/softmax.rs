@@ -1,6 +1,6 @@
 //! Row softmax with an additive mask (`shaders/softmax.wgsl`), in place.
 
-use super::{grid, KernelCall};
+use super::{grid, with_reduce, KernelCall};
 use crate::gpu::Gpu;
 use crate::Result;
 
@@ -28,7 +28,7 @@ impl Softmax {
         let rows_variant = self.per_row.unwrap_or(gpu.cpu_kernels());
         let entry = if rows_variant { "main_rows" } else { "main" };
         let pipeline =
-            gpu.pipeline_entry(&format!("softmax.{entry}"), entry, || SOURCE.to_string())?;
+            gpu.pipeline_entry(&format!("softmax.{entry}"), entry, || with_reduce(SOURCE))?;
         let n = (self.rows * self.len) as u64;
         Ok(KernelCall {
             kind: "softmax",
