@@ -8,11 +8,12 @@
 //!
 //! Two reference points that are *not* ceilings are kept beside them, named as what they are: one
 //! `copy_buffer_to_buffer` (read + write) and wgformer's own best matmul over a few shapes.
-//! Cooperative-matrix throughput ([`Ceilings::coop_gflops`]) is not measured yet.
+//! Cooperative-matrix throughput ([`Ceilings::coop_gflops`]) is measured where the device has
+//! cooperative matrices in use (`--matmul auto|coop`).
 
 use super::kernels;
 use crate::gpu::Gpu;
-use crate::ops::peak::{Fma, StreamRead, WORKGROUP};
+use crate::ops::peak::{CoopFma, Fma, StreamRead, WORKGROUP};
 use crate::ops::KernelCall;
 use crate::profiler;
 use crate::{Error, Result};
@@ -71,7 +72,7 @@ pub enum Bound {
 /// The bound of a profiler kind (`KernelCall::kind`); `None` for kinds with no ceiling.
 pub fn bound(kind: &str) -> Option<Bound> {
     match kind {
-        "matmul" | "attention" => Some(Bound::Compute),
+        "matmul" | "matmul_coop" | "attention" => Some(Bound::Compute),
         "layer_norm" | "softmax" | "embedding" | "activation" => Some(Bound::Bandwidth),
         _ => None,
     }
@@ -172,10 +173,18 @@ impl Ceilings {
         std::fs::write(path, text).map_err(|e| Error::io(format!("writing {}", path.display()), e))
     }
 
-    /// The ceiling a kernel of profiler kind `kind` is compared with: compute kinds against the
-    /// f32 FMA peak (every kernel computes in f32 today; one computing in f16 would use the f16
-    /// peak), memory-bound kinds against streaming read bandwidth.
+    /// The ceiling a kernel of profiler kind `kind` is compared with: the cooperative-matrix
+    /// matmul against the cooperative-matrix peak, other compute kinds against the f32 FMA peak
+    /// (they compute in f32), memory-bound kinds against streaming read bandwidth.
     pub fn for_kind(&self, kind: &str) -> Option<Ceiling> {
+        if let ("matmul_coop", Some(value)) = (kind, self.coop_gflops) {
+            return Some(Ceiling {
+                bound: Bound::Compute,
+                name: "cooperative-matrix peak",
+                short: "coop",
+                value,
+            });
+        }
         Some(match bound(kind)? {
             Bound::Compute => Ceiling {
                 bound: Bound::Compute,
@@ -206,6 +215,12 @@ impl Ceilings {
         let f16_fma = if gpu.has_f16() {
             progress("f16 FMA peak");
             Some(fma_peak(gpu, true, quick, runs)?.gflops)
+        } else {
+            None
+        };
+        let coop = if gpu.coop().is_some() {
+            progress("cooperative-matrix peak");
+            Some(coop_peak(gpu, quick, runs)?)
         } else {
             None
         };
@@ -260,7 +275,7 @@ impl Ceilings {
             backend: format!("{:?}", gpu.info.backend).to_lowercase(),
             f32_fma_gflops: f32_fma.gflops,
             f16_fma_gflops: f16_fma,
-            coop_gflops: None,
+            coop_gflops: coop,
             read_gbps,
             read_bytes,
             copy_gbps,
@@ -411,6 +426,52 @@ pub fn fma_peak_sized(
         kernel: k,
         best_us: best,
     })
+}
+
+/// Cooperative-matrix GFLOP/s: the register-only multiply-add chains of [`CoopFma`], sized so
+/// a dispatch takes a few ms, best of `runs`; every output is checked against the exact value.
+pub fn coop_peak(gpu: &Gpu, quick: bool, runs: usize) -> Result<f64> {
+    let (groups, target_us) = match (gpu.is_cpu(), quick) {
+        (true, true) => (16, 20_000.0),
+        (true, false) => (16, 50_000.0),
+        (false, true) => (16_384, 2_000.0),
+        (false, false) => (16_384, 5_000.0),
+    };
+    let kernel = |loops: usize| CoopFma {
+        workgroups: groups,
+        loops,
+        x: 0.125,
+    };
+    let out = storage(gpu, "peak.coop.out", 4 * kernel(1).out_len(gpu) as u64);
+    // Results stay exact below 2^24 / (10·F·x²) loops; the cap is far below that.
+    const MAX_LOOPS: usize = 1 << 16;
+    let (mut loops, mut us) = (4, 0.0);
+    for _ in 0..6 {
+        let call = kernel(loops).call(gpu)?;
+        us = time_call(gpu, &call, &bind(gpu, &call, &[&out]))?;
+        if us >= 0.5 * target_us || loops >= MAX_LOOPS {
+            break;
+        }
+        let grow = (target_us / us.max(1.0)).ceil() as usize;
+        loops = (loops * grow.clamp(2, 64)).min(MAX_LOOPS);
+    }
+    let k = kernel(loops);
+    let call = k.call(gpu)?;
+    let bg = bind(gpu, &call, &[&out]);
+    let mut best = us;
+    for _ in 0..runs.max(1) {
+        best = best.min(time_call(gpu, &call, &bg)?);
+    }
+    let bytes = gpu.read_buffer(&out, 0, out.size())?;
+    let got: &[f32] = bytemuck::cast_slice(&bytes);
+    let want = k.expected(gpu);
+    if let Some((i, v)) = got.iter().enumerate().find(|(_, v)| **v as f64 != want) {
+        return Err(Error::Gpu(format!(
+            "the cooperative-matrix peak kernel computed {v} at element {i} where {want} is right: no coop peak for {}",
+            gpu.describe()
+        )));
+    }
+    Ok(profiler::rate(k.flops(gpu) as f64, best))
 }
 
 /// Best streaming-read GB/s (bytes read + the few written) over `runs` after a warm-up, on a

@@ -260,7 +260,12 @@ impl Matmul {
             u(batches),
         ];
         Ok(KernelCall {
-            kind: "matmul",
+            // Its own profiler row, compared with the cooperative-matrix peak.
+            kind: if variant == Variant::Coop {
+                "matmul_coop"
+            } else {
+                "matmul"
+            },
             pipeline,
             params,
             workgroups: [n_tiles as u32, y, z],

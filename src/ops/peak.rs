@@ -214,6 +214,82 @@ impl StreamRead {
     }
 }
 
+const COOP_SOURCE: &str = include_str!("../../shaders/peak_coop.wgsl");
+
+/// Cooperative-matrix throughput: `workgroups` subgroups each run 4 independent chains of
+/// `loops` F×F×F multiply-adds (f16 inputs, f32 accumulation) from registers. Needs
+/// [`Gpu::coop`].
+#[derive(Clone, Copy, Debug)]
+pub struct CoopFma {
+    pub workgroups: usize,
+    pub loops: usize,
+    /// A's value (B_j = (j + 1)·x); a power of two keeps every result exact.
+    pub x: f32,
+}
+
+impl CoopFma {
+    fn size(gpu: &Gpu) -> Result<(u32, u32)> {
+        let c = gpu.coop().ok_or_else(|| {
+            Error::Gpu(format!(
+                "{} has no cooperative matrices in use: no cooperative-matrix peak",
+                gpu.describe()
+            ))
+        })?;
+        // One subgroup per workgroup: the smallest subgroup the adapter may run is its size.
+        Ok((c.size, gpu.info.subgroup_min_size.max(1)))
+    }
+
+    pub fn flops(&self, gpu: &Gpu) -> u64 {
+        let f = Self::size(gpu).map_or(0, |(f, _)| f as u64);
+        2 * f * f * f * 4 * (self.workgroups * self.loops) as u64
+    }
+
+    /// Output elements: F·F per workgroup.
+    pub fn out_len(&self, gpu: &Gpu) -> usize {
+        Self::size(gpu).map_or(0, |(f, _)| (f * f) as usize) * self.workgroups
+    }
+
+    /// Bindings: 1 out (f32, [`out_len`](Self::out_len)), every element of workgroup g's F×F
+    /// block the sum of its 4 chains.
+    pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
+        let (f, sg) = Self::size(gpu)?;
+        let loops = u32::try_from(self.loops)
+            .map_err(|_| Error::Input(format!("{} loops is too many", self.loops)))?;
+        let groups = u32::try_from(self.workgroups)
+            .ok()
+            .filter(|&g| g > 0)
+            .ok_or_else(|| Error::Input("between 1 and 2^32 workgroups".into()))?;
+        let key = format!("peak.coop{f}.sg{sg}");
+        let pipeline = gpu.pipeline_entry(&key, "coop_peak", || {
+            let frag = format!("coop_mat{f}x{f}");
+            format!(
+                "enable f16;\nenable wgpu_cooperative_matrix;\nconst F: u32 = {f}u;\nconst SG: u32 = {sg}u;\n{}",
+                COOP_SOURCE
+                    .replace("FRAG_A", &format!("{frag}<f16, A>"))
+                    .replace("FRAG_B", &format!("{frag}<f16, B>"))
+                    .replace("ZERO", &format!("{frag}<f32, C>()"))
+            )
+        })?;
+        Ok(KernelCall {
+            kind: "coop_peak",
+            pipeline,
+            params: vec![loops, super::f(self.x), 0, 0],
+            workgroups: grid(groups),
+            flops: self.flops(gpu),
+            bytes: 4 * self.out_len(gpu) as u64,
+        })
+    }
+
+    /// Every output element: Σ_j loops·F·(j+1)·x², computed in f64.
+    pub fn expected(&self, gpu: &Gpu) -> f64 {
+        let f = Self::size(gpu).map_or(0.0, |(f, _)| f as f64);
+        let x = self.x as f64;
+        (1..=4)
+            .map(|j| self.loops as f64 * f * j as f64 * x * x)
+            .sum()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,5 +457,33 @@ mod tests {
         }
         .call(gpu)
         .is_err());
+    }
+
+    /// Runs where the test adapter has cooperative matrices (CI runs the ops tests on Mesa 26's
+    /// lavapipe with WGFORMER_TEST_REQUIRE_COOP=1, which fails if it has none).
+    #[test]
+    fn coop_chains_match_reference() {
+        let gpu = crate::gpu::test_gpu();
+        if gpu.coop().is_none() {
+            assert!(CoopFma {
+                workgroups: 1,
+                loops: 1,
+                x: 1.0
+            }
+            .call(gpu)
+            .is_err());
+            return;
+        }
+        for &(workgroups, loops) in &[(1, 1), (3, 7), (70, 33)] {
+            let k = CoopFma {
+                workgroups,
+                loops,
+                x: 0.125,
+            };
+            let call = k.call(gpu).unwrap();
+            let out = testing::run(gpu, &call, &[Buf::Poison(k.out_len(gpu))]);
+            let want = vec![k.expected(gpu); k.out_len(gpu)];
+            check(&out[0], &want, 0.0, &format!("{k:?}"));
+        }
     }
 }
