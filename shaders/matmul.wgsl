@@ -35,16 +35,20 @@ fn store(gm: u32, gn: u32, c_base: u32, acc: f32) {
 // ---- scalar section: any strides ----
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 
-// Tiled (GPUs): a 16×16 workgroup computes a 64×64 tile of C through shared memory; each thread
-// owns 4×4 outputs strided by 16 so shared reads and C writes are consecutive across threads.
-const TM: u32 = 64u;
-const TN: u32 = 64u;
+// Tiled (GPUs): a TW×TW workgroup computes a 4TW×4TW tile of C through shared memory; each
+// thread owns 4×4 outputs strided by TW so shared reads and C writes are consecutive across
+// threads. TW is 16 (64×64 tiles), or 8 (32×32) for small products that would otherwise leave
+// most of a large GPU idle; the wrapper sets it.
+const TW: u32 = 16u;
+const TM: u32 = 4u * TW;
+const TN: u32 = 4u * TW;
 const TK: u32 = 16u;
+const THREADS: u32 = TW * TW;
 
-var<workgroup> as_: array<f32, 1024>; // [TK][TM]
-var<workgroup> bs_: array<f32, 1024>; // [TK][TN]
+var<workgroup> as_: array<f32, TK * TM>; // [TK][TM]
+var<workgroup> bs_: array<f32, TK * TN>; // [TK][TN]
 
-@compute @workgroup_size(16, 16)
+@compute @workgroup_size(TW, TW)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let p = params;
@@ -70,9 +74,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let ntiles = (p.k + TK - 1u) / TK;
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TK;
-        // 1024 elements per tile, 4 per thread, k fastest (the contiguous axis of weights).
-        for (var e = 0u; e < 4u; e++) {
-            let idx = li + e * 256u;
+        // TK·TM elements per tile, k fastest (the contiguous axis of weights).
+        for (var idx = li; idx < TK * TM; idx += THREADS) {
             let r = idx / TK;
             let kk = idx % TK;
             let gk = k0 + kk;
@@ -89,8 +92,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         for (var kk = 0u; kk < TK; kk++) {
             let ao = kk * TM + ty;
             let bo = kk * TN + tx;
-            let av = vec4<f32>(as_[ao], as_[ao + 16u], as_[ao + 32u], as_[ao + 48u]);
-            let bv = vec4<f32>(bs_[bo], bs_[bo + 16u], bs_[bo + 32u], bs_[bo + 48u]);
+            let av = vec4<f32>(as_[ao], as_[ao + TW], as_[ao + 2u * TW], as_[ao + 3u * TW]);
+            let bv = vec4<f32>(bs_[bo], bs_[bo + TW], bs_[bo + 2u * TW], bs_[bo + 3u * TW]);
             acc0 += av.x * bv;
             acc1 += av.y * bv;
             acc2 += av.z * bv;
@@ -98,10 +101,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         }
         workgroupBarrier();
     }
-    store4(row0 + ty, col0 + tx, 16u, c_base, acc0);
-    store4(row0 + ty + 16u, col0 + tx, 16u, c_base, acc1);
-    store4(row0 + ty + 32u, col0 + tx, 16u, c_base, acc2);
-    store4(row0 + ty + 48u, col0 + tx, 16u, c_base, acc3);
+    store4(row0 + ty, col0 + tx, TW, c_base, acc0);
+    store4(row0 + ty + TW, col0 + tx, TW, c_base, acc1);
+    store4(row0 + ty + 2u * TW, col0 + tx, TW, c_base, acc2);
+    store4(row0 + ty + 3u * TW, col0 + tx, TW, c_base, acc3);
 }
 
 // One row of 4 outputs at columns gn, gn+step, gn+2·step, gn+3·step.

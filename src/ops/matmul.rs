@@ -11,6 +11,9 @@ const COOP_SOURCE: &str = include_str!("../../shaders/matmul_coop.wgsl");
 const SCALAR_MARK: &str = "// ---- scalar section";
 const VEC4_MARK: &str = "// ---- vec4 section";
 const TILE: usize = 64;
+/// Auto picks 32×32 tiles when a matmul has fewer 64×64 tiles than this (about the compute-unit
+/// count of the largest GPUs).
+const SMALL_BELOW: usize = 128;
 /// Rows × columns one workgroup of the direct and vec4 variants covers.
 const DIRECT_ROWS: usize = 4;
 const DIRECT_COLS: usize = 256;
@@ -30,6 +33,9 @@ pub enum Variant {
     Auto,
     /// Shared-memory 64×64 tiles (GPUs).
     Tiled,
+    /// Shared-memory 32×32 tiles (GPUs, products too small to give 64×64 tiles to every
+    /// compute unit, e.g. batch-1 projections).
+    TiledSmall,
     /// No shared memory, any strides (CPU adapters).
     Direct,
     /// No shared memory, 4-wide loads along k (CPU adapters; needs [`Matmul::vec4_ok`]).
@@ -41,7 +47,7 @@ pub enum Variant {
 
 /// Every variant the adapter can run for `mm`, whatever `Auto` would pick: what tests cover.
 pub fn variants_for(gpu: &Gpu, mm: &Matmul) -> Vec<Variant> {
-    let mut v = vec![Variant::Tiled, Variant::Direct];
+    let mut v = vec![Variant::Tiled, Variant::TiledSmall, Variant::Direct];
     if mm.vec4_ok() {
         v.push(Variant::Vec4);
     }
@@ -112,6 +118,13 @@ impl Matmul {
             Variant::Auto if self.f16_inputs && gpu.coop().is_some() => Variant::Coop,
             Variant::Auto if gpu.cpu_kernels() && self.vec4_ok() => Variant::Vec4,
             Variant::Auto if gpu.cpu_kernels() => Variant::Direct,
+            // Fewer 64×64 tiles than a large GPU has compute units: 4× as many small ones.
+            Variant::Auto
+                if self.n.div_ceil(TILE) * self.m.div_ceil(TILE) * self.batch0 * self.batch1
+                    < SMALL_BELOW =>
+            {
+                Variant::TiledSmall
+            }
             Variant::Auto => Variant::Tiled,
             Variant::Vec4 if !self.vec4_ok() => Variant::Direct,
             Variant::Coop if gpu.coop().is_none() => {
@@ -133,6 +146,7 @@ impl Matmul {
                 let f = gpu.coop().map_or(8, |c| c.size as usize);
                 (4 * f, 4 * f)
             }
+            Variant::TiledSmall => (TILE / 2, TILE / 2),
             Variant::Tiled | Variant::Auto => (TILE, TILE),
         }
     }
@@ -194,14 +208,24 @@ impl Matmul {
                     Variant::Direct => "main_direct",
                     _ => "main",
                 };
-                let key = format!("matmul.{entry}.{}.{}", lb.tag(), lbias.tag());
+                let small = variant == Variant::TiledSmall;
+                let key = format!(
+                    "matmul.{entry}{}.{}.{}",
+                    if small { ".small" } else { "" },
+                    lb.tag(),
+                    lbias.tag()
+                );
                 gpu.pipeline_entry(&key, entry, || {
                     let (common, rest) = split_section(SOURCE, SCALAR_MARK);
                     let (scalar, vec4) = split_section(rest, VEC4_MARK);
                     let (b_decl, section) = if variant == Variant::Vec4 {
-                        (lb.wgsl4(2, "b"), vec4)
+                        (lb.wgsl4(2, "b"), vec4.to_string())
+                    } else if small {
+                        let tw = "const TW: u32 = 16u;";
+                        assert!(scalar.contains(tw), "matmul.wgsl declares `{tw}`");
+                        (lb.wgsl(2, "b"), scalar.replace(tw, "const TW: u32 = 8u;"))
                     } else {
-                        (lb.wgsl(2, "b"), scalar)
+                        (lb.wgsl(2, "b"), scalar.to_string())
                     };
                     with_enables(
                         &[lb, lbias],
