@@ -1,7 +1,8 @@
 // Embedding gather fused with LayerNorm: for each token,
 // out = LayerNorm(word[id] + position[pos_id] (+ token_type[type_id])) · gamma + beta.
 // `idx` holds three rows of `tokens` u32: ids, position ids, token type ids.
-// The Rust wrapper prepends `word`, `pos`, `typ` with load_word/load_pos/load_typ (f32 or f16).
+// The Rust wrapper prepends `word`, `pos`, `typ` with load_word/load_pos/load_typ (f32 or f16)
+// and shaders/reduce.wgsl (WG, workgroup_sum).
 
 struct Params { tokens: u32, dim: u32, has_type: u32, eps: u32 }
 
@@ -10,21 +11,6 @@ struct Params { tokens: u32, dim: u32, has_type: u32, eps: u32 }
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;
 @group(0) @binding(6) var<storage, read> beta: array<f32>;
 @group(0) @binding(7) var<storage, read_write> out: array<f32>;
-
-const WG: u32 = 128u;
-var<workgroup> red: array<f32, 128>;
-
-fn sum_all(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (li < s) { red[li] = red[li] + red[li + s]; }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -44,13 +30,13 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         out[base + i] = v;
         s += v;
     }
-    let mean = sum_all(li, s) / f32(d);
+    let mean = workgroup_sum(li, s) / f32(d);
     var q = 0.0;
     for (var i = li; i < d; i += WG) {
         let dv = out[base + i] - mean;
         q += dv * dv;
     }
-    let inv = inverseSqrt(sum_all(li, q) / f32(d) + bitcast<f32>(params.eps));
+    let inv = inverseSqrt(workgroup_sum(li, q) / f32(d) + bitcast<f32>(params.eps));
     for (var i = li; i < d; i += WG) {
         out[base + i] = (out[base + i] - mean) * inv * gamma[i] + beta[i];
     }

@@ -1,5 +1,6 @@
 // out = LayerNorm(x + residual) · gamma + beta over rows of `n`, two-pass (mean, then the mean of
 // squared deviations) in f32 so large means do not cancel. One workgroup per row.
+// The Rust wrapper prepends shaders/reduce.wgsl (WG, workgroup_sum).
 
 struct Params { rows: u32, n: u32, eps: u32, has_res: u32 }
 
@@ -9,21 +10,6 @@ struct Params { rows: u32, n: u32, eps: u32, has_res: u32 }
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
-const WG: u32 = 128u;
-var<workgroup> red: array<f32, 128>;
-
-fn sum_all(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (li < s) { red[li] = red[li] + red[li + s]; }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -40,14 +26,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         out[base + i] = v;
         s += v;
     }
-    let mean = sum_all(li, s) / nf;
+    let mean = workgroup_sum(li, s) / nf;
 
     var q = 0.0;
     for (var i = li; i < params.n; i += WG) {
         let d = out[base + i] - mean;
         q += d * d;
     }
-    let var_ = sum_all(li, q) / nf;
+    let var_ = workgroup_sum(li, q) / nf;
     let inv = inverseSqrt(var_ + bitcast<f32>(params.eps));
 
     for (var i = li; i < params.n; i += WG) {

@@ -12,10 +12,18 @@ struct Params {
     b_off: u32, b_b0: u32, b_b1: u32, b_n: u32, b_k: u32,
     c_off: u32, c_b0: u32, c_b1: u32, c_m: u32, c_n: u32,
     alpha: u32, has_bias: u32, act: u32,
+    m_tiles: u32, batches: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+// (row tile, batch) of a workgroup: the host spreads row tiles × batches over y and z so no
+// dimension exceeds the 65,535-workgroup limit; the last few workgroups may fall past the end.
+fn locate(wg: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
+    let ly = wg.y + wg.z * nwg.y;
+    return vec2<u32>(ly % params.m_tiles, ly / params.m_tiles);
+}
 
 fn store(gm: u32, gn: u32, c_base: u32, acc: f32) {
     if (gm >= params.m || gn >= params.n) { return; }
@@ -27,25 +35,31 @@ fn store(gm: u32, gn: u32, c_base: u32, acc: f32) {
 // ---- scalar section: any strides ----
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 
-// Tiled (GPUs): a 16×16 workgroup computes a 64×64 tile of C through shared memory; each thread
-// owns 4×4 outputs strided by 16 so shared reads and C writes are consecutive across threads.
-const TM: u32 = 64u;
-const TN: u32 = 64u;
+// Tiled (GPUs): a TW×TW workgroup computes a 4TW×4TW tile of C through shared memory; each
+// thread owns 4×4 outputs strided by TW so shared reads and C writes are consecutive across
+// threads. TW is 16 (64×64 tiles), or 8 (32×32) for small products that would otherwise leave
+// most of a large GPU idle; the wrapper sets it.
+const TW: u32 = 16u;
+const TM: u32 = 4u * TW;
+const TN: u32 = 4u * TW;
 const TK: u32 = 16u;
+const THREADS: u32 = TW * TW;
 
-var<workgroup> as_: array<f32, 1024>; // [TK][TM]
-var<workgroup> bs_: array<f32, 1024>; // [TK][TN]
+var<workgroup> as_: array<f32, TK * TM>; // [TK][TM]
+var<workgroup> bs_: array<f32, TK * TN>; // [TK][TN]
 
-@compute @workgroup_size(16, 16)
-fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+@compute @workgroup_size(TW, TW)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {
     let p = params;
-    let b0 = wg.z / p.batch1;
-    let b1 = wg.z % p.batch1;
+    let tile = locate(wg, nwg);
+    if (tile.y >= p.batches) { return; }
+    let b0 = tile.y / p.batch1;
+    let b1 = tile.y % p.batch1;
     let a_base = p.a_off + b0 * p.a_b0 + b1 * p.a_b1;
     let b_base = p.b_off + b0 * p.b_b0 + b1 * p.b_b1;
     let c_base = p.c_off + b0 * p.c_b0 + b1 * p.c_b1;
-    let row0 = wg.y * TM;
+    let row0 = tile.x * TM;
     let col0 = wg.x * TN;
     let tx = lid.x;
     let ty = lid.y;
@@ -60,9 +74,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let ntiles = (p.k + TK - 1u) / TK;
     for (var t = 0u; t < ntiles; t++) {
         let k0 = t * TK;
-        // 1024 elements per tile, 4 per thread, k fastest (the contiguous axis of weights).
-        for (var e = 0u; e < 4u; e++) {
-            let idx = li + e * 256u;
+        // TK·TM elements per tile, k fastest (the contiguous axis of weights).
+        for (var idx = li; idx < TK * TM; idx += THREADS) {
             let r = idx / TK;
             let kk = idx % TK;
             let gk = k0 + kk;
@@ -79,8 +92,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         for (var kk = 0u; kk < TK; kk++) {
             let ao = kk * TM + ty;
             let bo = kk * TN + tx;
-            let av = vec4<f32>(as_[ao], as_[ao + 16u], as_[ao + 32u], as_[ao + 48u]);
-            let bv = vec4<f32>(bs_[bo], bs_[bo + 16u], bs_[bo + 32u], bs_[bo + 48u]);
+            let av = vec4<f32>(as_[ao], as_[ao + TW], as_[ao + 2u * TW], as_[ao + 3u * TW]);
+            let bv = vec4<f32>(bs_[bo], bs_[bo + TW], bs_[bo + 2u * TW], bs_[bo + 3u * TW]);
             acc0 += av.x * bv;
             acc1 += av.y * bv;
             acc2 += av.z * bv;
@@ -88,10 +101,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         workgroupBarrier();
     }
-    store4(row0 + ty, col0 + tx, 16u, c_base, acc0);
-    store4(row0 + ty + 16u, col0 + tx, 16u, c_base, acc1);
-    store4(row0 + ty + 32u, col0 + tx, 16u, c_base, acc2);
-    store4(row0 + ty + 48u, col0 + tx, 16u, c_base, acc3);
+    store4(row0 + ty, col0 + tx, TW, c_base, acc0);
+    store4(row0 + ty + TW, col0 + tx, TW, c_base, acc1);
+    store4(row0 + ty + 2u * TW, col0 + tx, TW, c_base, acc2);
+    store4(row0 + ty + 3u * TW, col0 + tx, TW, c_base, acc3);
 }
 
 // One row of 4 outputs at columns gn, gn+step, gn+2·step, gn+3·step.
@@ -108,14 +121,16 @@ fn store4(gm: u32, gn: u32, step: u32, c_base: u32, v: vec4<f32>) {
 const DW: u32 = 64u;
 
 @compute @workgroup_size(64)
-fn main_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let p = params;
-    let b0 = wg.z / p.batch1;
-    let b1 = wg.z % p.batch1;
+    let tile = locate(wg, nwg);
+    if (tile.y >= p.batches) { return; }
+    let b0 = tile.y / p.batch1;
+    let b1 = tile.y % p.batch1;
     let a_base = p.a_off + b0 * p.a_b0 + b1 * p.a_b1;
     let b_base = p.b_off + b0 * p.b_b0 + b1 * p.b_b1;
     let c_base = p.c_off + b0 * p.c_b0 + b1 * p.c_b1;
-    let row0 = wg.y * 4u;
+    let row0 = tile.x * 4u;
     let col = wg.x * (4u * DW) + li;
     // Rows and columns past the edge read the last valid one and are never stored.
     let lm = p.m - 1u;
@@ -154,10 +169,12 @@ fn main_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
 @group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
-fn main_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn main_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let p = params;
-    let b0 = wg.z / p.batch1;
-    let b1 = wg.z % p.batch1;
+    let tile = locate(wg, nwg);
+    if (tile.y >= p.batches) { return; }
+    let b0 = tile.y / p.batch1;
+    let b1 = tile.y % p.batch1;
     // Offsets and strides in vec4 units (the wrapper checked divisibility).
     let a_base = (p.a_off + b0 * p.a_b0 + b1 * p.a_b1) / 4u;
     let b_base = (p.b_off + b0 * p.b_b0 + b1 * p.b_b1) / 4u;
@@ -165,7 +182,7 @@ fn main_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_ind
     // The workgroup covers 64 rows × 48 columns as an 8×8 grid of 8-row × 6-column blocks;
     // a block's columns are 8 apart. Rows and columns past the edge read the last valid one and
     // are never stored.
-    let row0 = wg.y * 64u + (li / 8u) * 8u;
+    let row0 = tile.x * 64u + (li / 8u) * 8u;
     let col = wg.x * 48u + li % 8u;
     let lm = p.m - 1u;
     let ln = p.n - 1u;

@@ -1,29 +1,13 @@
 // Row softmax over the last axis, in place, with an optional additive mask row per group of
 // rows (attention: one mask row per sequence, shared by every head and query).
 // Numerically stable: subtracts the row max before exp. One workgroup per row.
+// The Rust wrapper prepends shaders/reduce.wgsl (WG, workgroup_max, workgroup_sum).
 
 struct Params { rows: u32, len: u32, rows_per_mask: u32, has_mask: u32, mask_off: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 @group(0) @binding(2) var<storage, read> mask: array<f32>;
-
-const WG: u32 = 128u;
-var<workgroup> red: array<f32, 128>;
-
-fn reduce(li: u32, v: f32, is_max: bool) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-        if (li < s) {
-            if (is_max) { red[li] = max(red[li], red[li + s]); } else { red[li] = red[li] + red[li + s]; }
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -40,7 +24,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         x[base + i] = v;
         m = max(m, v);
     }
-    m = reduce(li, m, true);
+    m = workgroup_max(li, m);
 
     var s = 0.0;
     for (var i = li; i < params.len; i += WG) {
@@ -48,7 +32,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         x[base + i] = e;
         s += e;
     }
-    s = reduce(li, s, false);
+    s = workgroup_sum(li, s);
 
     let inv = 1.0 / s;
     for (var i = li; i < params.len; i += WG) {

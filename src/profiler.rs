@@ -14,8 +14,8 @@ use crate::gpu::Gpu;
 use crate::graph::{GraphRun, NodeInfo, TensorId};
 use crate::{Error, Result};
 use serde::Serialize;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Slots in the readback ring: two are enough to read one run behind.
 const RING: usize = 2;
@@ -171,8 +171,14 @@ impl ForwardProfile {
     }
 }
 
-/// The outcome of a buffer map, filled in by its callback.
-type MapState = Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>;
+/// The outcome of a buffer map, filled in by its callback, and a signal that it was.
+type MapState = Arc<(
+    Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>,
+    Condvar,
+)>;
+
+/// How long to wait for a map callback after its submission is known to be done.
+const CALLBACK_WAIT: Duration = Duration::from_secs(10);
 
 struct Pending {
     submission: wgpu::SubmissionIndex,
@@ -340,7 +346,8 @@ impl Profiler {
         slot.readback
             .slice(..)
             .map_async(wgpu::MapMode::Read, move |r| {
-                *sink.lock().unwrap() = Some(r);
+                *sink.0.lock().unwrap() = Some(r);
+                sink.1.notify_all();
             });
         // The previous run's ticks were mapped by the wait that ended it: read them while the
         // GPU works on this run.
@@ -379,7 +386,7 @@ impl Profiler {
             .pending
             .take()
             .ok_or_else(|| Error::Gpu("profiler slot has no pending run".into()))?;
-        if p.mapped.lock().unwrap().is_none() {
+        if p.mapped.0.lock().unwrap().is_none() {
             self.gpu
                 .device
                 .poll(wgpu::PollType::Wait {
@@ -389,7 +396,15 @@ impl Profiler {
                 .map_err(|e| Error::Gpu(format!("waiting for profiled run failed: {e}")))?;
         }
         self.gpu.check()?;
-        let state = p.mapped.lock().unwrap().take();
+        // The submission is done, but another thread polling the same device may have taken the
+        // callback and not run it yet: wait for it rather than read an empty state.
+        let (mut guard, _) = p
+            .mapped
+            .1
+            .wait_timeout_while(p.mapped.0.lock().unwrap(), CALLBACK_WAIT, |s| s.is_none())
+            .unwrap();
+        let state = guard.take();
+        drop(guard);
         match state {
             Some(Ok(())) => {}
             Some(Err(e)) => return Err(Error::Gpu(format!("could not read timestamps: {e}"))),

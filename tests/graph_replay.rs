@@ -31,6 +31,9 @@ fn graph_is_built_once_and_replayed_with_inputs_only() {
     let seq = model.bucket(a.ids.len()) as u64;
     // ids + positions + token types (u32) and the f32 mask: nothing else is written.
     assert_eq!(stats.bytes_written_last_run, 3 * 4 * seq + 4 * seq);
+    // A classifier reads back its 2 logits, not the hidden state.
+    assert_eq!(stats.bytes_read_per_run, 2 * 4);
+    assert!(first.last_hidden[0].is_empty());
     // 7 per layer (q/k/v projection, fused attention, attn_out, 2 norms, 2 FFN linears).
     assert!(nodes > 6 * 7, "{nodes} nodes for 6 layers");
     assert!(
@@ -78,4 +81,80 @@ fn bad_inputs_are_errors_not_panics() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("token type id 5"), "{e}");
+}
+
+/// Many threads share one model: every answer must equal the one computed alone. Graphs are
+/// shared per shape, so this catches runs that overwrite each other's inputs or readback.
+#[test]
+fn concurrent_forwards_on_one_model_each_get_their_own_answer() {
+    use std::sync::Arc;
+    let gpu = gpu();
+    let dir = shared().join("fixtures/tiny/tiny-bert");
+    let model = Arc::new(Model::load(&dir, &gpu).unwrap());
+    let vocab = model.config.vocab_size as u32;
+    // Mixed inputs: two lengths in one bucket (a shared graph), another bucket, batches of 1 and 2.
+    let inputs: Vec<Vec<Sequence>> = (0..24u32)
+        .map(|i| {
+            let len = [5, 6, 11, 3][i as usize % 4];
+            let row = |salt: u32| {
+                Sequence::new(
+                    (0..len)
+                        .map(|t| (7 + i * 31 + t * 13 + salt) % vocab)
+                        .collect(),
+                )
+            };
+            if i % 5 == 0 {
+                vec![row(0), row(1)]
+            } else {
+                vec![row(0)]
+            }
+        })
+        .collect();
+    let alone: Vec<_> = inputs
+        .iter()
+        .map(|rows| model.forward(rows).unwrap().logits)
+        .collect();
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let model = model.clone();
+            let inputs = inputs.clone();
+            std::thread::spawn(move || {
+                let mut got = vec![];
+                for round in 0..20 {
+                    let i = (t * 7 + round * 3) % inputs.len();
+                    got.push((i, model.forward(&inputs[i]).map(|o| o.logits)));
+                }
+                got
+            })
+        })
+        .collect();
+    let mut calls = 0;
+    for th in threads {
+        for (i, got) in th.join().unwrap() {
+            let got = got.unwrap_or_else(|e| panic!("input {i} failed under concurrency: {e}"));
+            assert_eq!(got, alone[i], "input {i}: another caller's answer");
+            calls += 1;
+        }
+    }
+    assert_eq!(calls, 160);
+}
+
+/// A batch of many short rows needs more workgroups than one dispatch dimension allows (65,535)
+/// in the per-(row, head) kernels: it must run and give each row its own answer.
+#[test]
+fn batches_past_the_dispatch_limit_run_and_match_rows_run_alone() {
+    let gpu = gpu();
+    let dir = shared().join("fixtures/tiny/tiny-bert");
+    let model = Model::load(&dir, &gpu).unwrap();
+    let heads = model.config.num_heads;
+    let rows: Vec<Sequence> = (0..17_000u32)
+        .map(|i| Sequence::new(vec![2, 5 + i % 900, 3]))
+        .collect();
+    assert!(rows.len() * heads > 65_535);
+    let out = model.forward(&rows).unwrap();
+    for i in [0, 1, 8_191, 16_999] {
+        let alone = model.forward(std::slice::from_ref(&rows[i])).unwrap();
+        let d = max_abs(&out.logits[i], &alone.logits[0]);
+        assert!(d < 1e-5, "row {i}: batched differs from alone by {d:e}");
+    }
 }

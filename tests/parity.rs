@@ -9,11 +9,23 @@ use wgformer::models::{Model, Sequence};
 /// padded batch per model.
 #[test]
 fn task_models_match_hidden_states_layer_by_layer() {
-    let gpu = gpu();
+    task_models_parity(&gpu());
+}
+
+/// The same with the kernel variants real GPUs run (workgroup-memory tiles), whatever the test
+/// adapter would pick for itself.
+#[test]
+fn task_models_match_hidden_states_with_gpu_kernels_forced() {
+    let gpu = wgformer::gpu::test_gpu_gpu_kernels().clone();
+    assert!(!gpu.cpu_kernels());
+    task_models_parity(&gpu);
+}
+
+fn task_models_parity(gpu: &std::sync::Arc<wgformer::Gpu>) {
     let meta = json(shared().join("fixtures/hidden-states.json"));
     let golden = Golden::open(shared().join("fixtures/hidden-states.safetensors"));
     for model_name in ["minilm-sst2", "distilminilm-squad"] {
-        let model = Model::load(&models().join(model_name), &gpu).unwrap();
+        let model = Model::load(&models().join(model_name), gpu).unwrap();
         let cases: Vec<&serde_json::Value> = meta["cases"]
             .as_array()
             .unwrap()

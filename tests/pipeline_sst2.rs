@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use std::time::Instant;
+use wgformer::models::Readback;
 use wgformer::models::Sequence;
 use wgformer::pipelines::classify::TopK;
 use wgformer::pipelines::input::TextInput;
@@ -83,7 +84,11 @@ fn sst2_pipeline_matches_transformers() {
             }
         })
         .collect();
-    let outs = forward_all(&clf.model, &seqs, 32, &|_| {}).unwrap();
+    let outs = forward_all(&clf.model, &seqs, 32, Readback::Head, &|_| {}).unwrap();
+    assert!(
+        outs.iter().all(|o| o.last_hidden.is_empty()),
+        "classification reads back the logits only"
+    );
     let mut worst_logit = 0f32;
     for (i, (r, o)) in rows.iter().zip(&outs).enumerate() {
         let want: Vec<f32> = r["logits"]

@@ -1,8 +1,12 @@
-//! Profiler, benchmark helpers and random-weight models, checked against hand counts on the tiny
-//! BERT fixture (hidden 32, 4 heads, FFN 64, 2 layers, 3 labels, f32 weights).
+//! Profiler, benchmark helpers and random-weight models: FLOP and byte counts against hand counts
+//! on the tiny BERT fixture (hidden 32, 4 heads, FFN 64, 2 layers, 3 labels, f32 weights), and
+//! profiled times against things the profiler does not compute itself: the host clock around a
+//! run, and work that scales by a known factor.
 
 use std::collections::HashMap;
-use wgformer::bench::{kernels, random_rows, Ceilings, RandomConfig};
+use std::time::Instant;
+use wgformer::bench::ceilings::{self, FORMAT};
+use wgformer::bench::{kernels, quantile, random_rows, Ceilings, RandomConfig};
 use wgformer::gpu::test_gpu;
 use wgformer::models::Model;
 use wgformer::profiler::{self, ForwardProfile, Profiler, Timing};
@@ -93,29 +97,114 @@ fn node_counts_match_a_hand_count() {
     assert_eq!(attention_flops, 2 * 8192);
 }
 
+/// Slack for comparing a GPU interval with host time around it, µs: clock granularity and the
+/// host and GPU clocks' different ticks.
+const SLACK_US: f64 = 50.0;
+
+/// Every node timed, in graph order, and the forward's GPU span inside its host wall time (which
+/// a timestamp period too large by 10x breaks). Per-kind totals and call counts are sanity lines.
 fn check_profile(p: &ForwardProfile, labels: &[String]) {
     assert_eq!(p.nodes.len(), labels.len(), "one timed node per graph node");
     for (n, l) in p.nodes.iter().zip(labels) {
         assert_eq!(&n.label, l);
+        assert!(n.us.is_finite() && n.start_us.is_finite(), "{n:?}");
         assert!(
-            n.us.is_finite() && n.us >= 0.0 && n.start_us >= 0.0,
-            "{n:?}"
+            n.start_us + n.us <= p.gpu_span_us * 1.0001 + 1.0,
+            "{} ends after the forward's span: {n:?}",
+            n.label
         );
     }
-    let sum: f64 = p.nodes.iter().map(|n| n.us).sum();
-    assert!((sum - p.gpu_sum_us).abs() <= 1e-9 * sum.max(1.0));
+    assert!(p.gpu_sum_us > 0.0 && p.gpu_span_us > 0.0, "{p:?}");
+    assert!(
+        p.gpu_span_us <= p.wall_us * 1.01 + SLACK_US,
+        "GPU span {} µs exceeds the wall time {} µs around the run",
+        p.gpu_span_us,
+        p.wall_us
+    );
     let kinds = p.by_kind();
     let by_kind: f64 = kinds.iter().map(|k| k.total_us).sum();
-    assert!(
-        (by_kind - p.gpu_sum_us).abs() <= 1e-9 * sum.max(1.0),
-        "per-kind {by_kind} vs total {}",
-        p.gpu_sum_us
-    );
+    assert!((by_kind - p.gpu_sum_us).abs() <= 1e-9 * p.gpu_sum_us.max(1.0));
     assert_eq!(kinds.iter().map(|k| k.calls).sum::<usize>(), labels.len());
-    assert!(
-        p.gpu_sum_us > 0.0 && p.gpu_span_us > 0.0 && p.wall_us > 0.0,
-        "{p:?}"
-    );
+}
+
+/// One profiled run of `graph` with the host time measured here around it (the run and the wait
+/// for its timestamps), µs.
+fn timed_run(prof: &mut Profiler, graph: &wgformer::graph::GraphRun) -> (ForwardProfile, f64) {
+    let t = Instant::now();
+    let mut got: Vec<ForwardProfile> = prof.run(graph, &[]).unwrap().into_iter().collect();
+    got.extend(prof.finish().unwrap());
+    let wall = t.elapsed().as_secs_f64() * 1e6;
+    assert_eq!(got.len(), 1, "one profile per run");
+    (got.pop().unwrap(), wall)
+}
+
+/// Times no profiler computes itself: a graph of 4 identical matmuls against a graph of 1 (the
+/// summed time must scale by about 4), and the host clock around every run (the GPU span must fit
+/// inside it and the summed node times must fill a good part of it). A timestamp period wrong by
+/// 10x or more fails the wall-clock bounds; misattributed ticks fail the scaling.
+#[test]
+fn profiled_times_scale_with_the_work_and_fit_in_the_wall_time() {
+    let gpu = test_gpu();
+    // Tens of ms per matmul on lavapipe, about a ms on a GPU: far above launch overheads.
+    let s = if gpu.is_cpu() { 320 } else { 2048 };
+    let one = kernels::matmul_graph(gpu, s, s, s, false, 1).unwrap();
+    let four = kernels::matmul_graph(gpu, s, s, s, false, 4).unwrap();
+    let (one, four) = (one.lock(), four.lock());
+    for host in [false, true] {
+        let make = |g: &wgformer::graph::GraphRun| {
+            if host {
+                Profiler::host_timed(gpu, g)
+            } else {
+                Profiler::new(gpu, g).unwrap()
+            }
+        };
+        let (mut p1, mut p4) = (make(&one), make(&four));
+        let timing = p1.timing();
+        // Warm-up, then rounds that alternate the graphs so load on a shared machine hits both.
+        timed_run(&mut p1, &one);
+        timed_run(&mut p4, &four);
+        let (mut ratios, mut node_ratios, mut fill) = (vec![], vec![], vec![]);
+        for _ in 0..5 {
+            let (a, wall_a) = timed_run(&mut p1, &one);
+            let (b, wall_b) = timed_run(&mut p4, &four);
+            for (p, wall) in [(&a, wall_a), (&b, wall_b)] {
+                assert_eq!(p.timing, timing);
+                assert!(
+                    p.gpu_span_us <= wall * 1.01 + SLACK_US
+                        && p.gpu_sum_us <= wall * 1.01 + SLACK_US,
+                    "{timing:?}: GPU span {} µs / sum {} µs exceed the host wall time {wall} µs around the run",
+                    p.gpu_span_us,
+                    p.gpu_sum_us
+                );
+                assert!(
+                    p.wall_us <= wall + SLACK_US,
+                    "{timing:?}: profiler's wall {} µs",
+                    p.wall_us
+                );
+                // Nodes run one after another: their sum fits in the span.
+                assert!(p.gpu_sum_us <= p.gpu_span_us * 1.001 + SLACK_US, "{p:?}");
+            }
+            ratios.push(b.gpu_sum_us / a.gpu_sum_us);
+            node_ratios.extend(b.nodes.iter().map(|n| n.us / a.gpu_sum_us));
+            fill.push(b.gpu_sum_us / wall_b);
+        }
+        let ratio = quantile(&ratios, 0.5);
+        assert!(
+            (2.0..=8.0).contains(&ratio),
+            "{timing:?}: 4 matmuls took {ratio:.2}x the time of 1 (rounds: {ratios:?})"
+        );
+        let node = quantile(&node_ratios, 0.5);
+        assert!(
+            (0.4..=2.5).contains(&node),
+            "{timing:?}: each of the 4 matmuls took {node:.2}x the time of the single one"
+        );
+        let fill = quantile(&fill, 0.5);
+        assert!(
+            fill >= 0.3,
+            "{timing:?}: the timed matmuls fill only {:.1} % of the wall time around the run",
+            100.0 * fill
+        );
+    }
 }
 
 #[test]
@@ -215,19 +304,43 @@ fn kernel_bench_counts_and_rates() {
     assert!(kernels::matmul_graph(gpu, 0, 4, 4, false, 1).is_err());
 }
 
+/// The peak kernels run at small sizes and check their own results; a ceilings file round-trips,
+/// and files from before the FMA and streaming-read peaks (or of another format) are clear
+/// errors that say to rerun `bench ceilings`.
 #[test]
-fn copy_bandwidth_and_ceilings_file_round_trip() {
+fn peaks_measure_and_ceilings_file_round_trip() {
     let gpu = test_gpu();
-    let (gbps, bytes) = wgformer::bench::ceilings::copy_bandwidth(gpu, 1 << 20, 1).unwrap();
+    let fma = ceilings::fma_peak_sized(gpu, false, 4096, 2_000.0, 1).unwrap();
+    assert!(fma.gflops.is_finite() && fma.gflops > 0.0, "{fma:?}");
+    assert_eq!(
+        fma.kernel.flops(),
+        2 * 4096 * 32 * 4 * fma.kernel.loops as u64
+    );
+    if gpu.has_f16() {
+        let h = ceilings::fma_peak_sized(gpu, true, 4096, 2_000.0, 1).unwrap();
+        assert!(h.gflops.is_finite() && h.gflops > 0.0, "{h:?}");
+    }
+    let (read, read_bytes) = ceilings::read_bandwidth(gpu, (4 << 20) + 7, 1).unwrap();
+    assert_eq!(read_bytes, 4 << 20, "rounded down to whole vec4s");
+    assert!(read.is_finite() && read > 0.0);
+    let (gbps, bytes) = ceilings::copy_bandwidth(gpu, 1 << 20, 1).unwrap();
     assert_eq!(bytes, 1 << 20);
     assert!(gbps.is_finite() && gbps > 0.0);
+
     let c = Ceilings {
+        format: FORMAT,
         adapter: gpu.info.name.clone(),
         backend: "vulkan".into(),
+        // Values exact in binary: serde_json's float printing does not round-trip every f64.
+        f32_fma_gflops: 28.5,
+        f16_fma_gflops: None,
+        coop_gflops: None,
+        read_gbps: 1.625,
+        read_bytes,
+        copy_gbps: 9.0,
+        copy_bytes: bytes,
         matmul_gflops: 12.5,
         matmul_shape: "matmul 512x512x512 W f32".into(),
-        copy_gbps: gbps,
-        copy_bytes: bytes,
         timing: "gpu_timestamps".into(),
         measured_at: 1,
     };
@@ -236,9 +349,38 @@ fn copy_bandwidth_and_ceilings_file_round_trip() {
     c.save(&path).unwrap();
     let back = Ceilings::load(&path).unwrap();
     assert_eq!(back.matmul_gflops, 12.5);
-    std::fs::write(&path, "not json").unwrap();
-    let err = Ceilings::load(&path).unwrap_err().to_string();
-    assert!(err.contains("bench ceilings"), "{err}");
+    assert_eq!((back.f32_fma_gflops, back.read_gbps), (28.5, 1.625));
+    assert_eq!((back.f16_fma_gflops, back.coop_gflops), (None, None));
+
+    // Written without the optional fields: they read as None.
+    let mut v = serde_json::to_value(&c).unwrap();
+    v.as_object_mut().unwrap().remove("coop_gflops");
+    v.as_object_mut().unwrap().remove("f16_fma_gflops");
+    std::fs::write(&path, v.to_string()).unwrap();
+    assert_eq!(Ceilings::load(&path).unwrap().coop_gflops, None);
+
+    // A file as wgformer wrote it before this format.
+    let old = r#"{"adapter": "x", "backend": "vulkan", "matmul_gflops": 0.7,
+        "matmul_shape": "matmul 512x512x512 W f16", "copy_gbps": 13.97, "copy_bytes": 67108864,
+        "timing": "gpu_timestamps", "measured_at": 1}"#;
+    let mut future = serde_json::to_value(&c).unwrap();
+    future["format"] = (FORMAT + 1).into();
+    let mut missing = serde_json::to_value(&c).unwrap();
+    missing.as_object_mut().unwrap().remove("read_gbps");
+    for (text, says) in [
+        (old.to_string(), "older wgformer"),
+        (future.to_string(), "format"),
+        (missing.to_string(), "read_gbps"),
+        ("not json".to_string(), "not a ceilings file"),
+        ("[1, 2]".to_string(), "not a ceilings file"),
+    ] {
+        std::fs::write(&path, &text).unwrap();
+        let err = Ceilings::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("rerun `wgformer bench ceilings`") && err.contains(says),
+            "{text}: {err}"
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

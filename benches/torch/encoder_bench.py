@@ -3,7 +3,7 @@ built from nn.Linear / nn.LayerNorm / softmax in f32 with random weights, timed 
 `wgformer bench --config minilm-l6|bert-base` (same shapes, same p50/p90/seq·s⁻¹ table).
 
     python3 benches/torch/encoder_bench.py --device cpu --config minilm-l6 --batch 1,32 --seq 128,384
-    python3 benches/torch/encoder_bench.py --device cuda --config bert-base --json
+    python3 benches/torch/encoder_bench.py --device cuda --config bert-base --dtype f16 --json
 """
 import argparse
 import math
@@ -65,15 +65,17 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--config", default="minilm-l6", choices=sorted(CONFIGS))
+    ap.add_argument("--dtype", default="f32", choices=["f32", "f16"], help="f16: model.half(), as users run it")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
     layers, h, heads, ff = CONFIGS[a.config]
     dev = torch.device(a.device)
-    model = Encoder(layers, h, heads, ff).eval().to(dev)
+    dtype = torch.float16 if a.dtype == "f16" else torch.float32
+    model = Encoder(layers, h, heads, ff).eval().to(dev, dtype)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    head = f"torch {torch.__version__}, {where}, f32, {a.config}"
+    head = f"torch {torch.__version__}, {where}, {a.dtype}, {a.config}"
     rows = []
     if not a.json:
         print(head)
@@ -82,7 +84,7 @@ def main():
         for b in map(int, a.batch.split(",")):
             for s in map(int, a.seq.split(",")):
                 ids = torch.randint(1000, 30522, (b, s), device=dev)
-                mask = torch.zeros(b, s, device=dev)
+                mask = torch.zeros(b, s, device=dev, dtype=dtype)
                 model(ids, mask)
                 sync()
                 ms = []

@@ -1,12 +1,12 @@
 //! Single-kernel benchmarks: a graph of `reps` identical dispatches on random data, timed per
 //! dispatch by the profiler (GPU timestamps where available).
 
-use crate::profiler::{self, Profiler, Timing};
 use crate::gpu::Gpu;
 use crate::graph::{Access, Arg, Graph, GraphBuilder, WeightBuffer};
 use crate::ops::matmul::Matmul;
 use crate::ops::softmax::Softmax;
 use crate::ops::DType;
+use crate::profiler::{self, Profiler, Timing};
 use crate::{Error, Result};
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -32,13 +32,7 @@ fn random_weight(gpu: &Gpu, name: &str, shape: &[usize], dtype: DType) -> Result
     let mut rng = rand::rngs::StdRng::seed_from_u64(n as u64);
     let vals: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
     let bytes: Vec<u8> = match dtype {
-        DType::F16 => {
-            let mut h: Vec<half::f16> = vals.iter().map(|x| half::f16::from_f32(*x)).collect();
-            if h.len() % 2 == 1 {
-                h.push(half::f16::ZERO);
-            }
-            bytemuck::cast_slice(&h).to_vec()
-        }
+        DType::F16 => crate::ops::f16_bytes(&vals),
         _ => bytemuck::cast_slice(&vals).to_vec(),
     };
     WeightBuffer::upload(gpu, name, shape, dtype, &bytes)

@@ -28,7 +28,8 @@ enum BenchCommand {
     Matmul(MatmulArgs),
     /// Matmul over a size sweep, softmax and layer-norm at encoder shapes.
     Kernels(KernelsArgs),
-    /// Measure and cache the adapter's peak matmul rate and copy bandwidth.
+    /// Measure and cache the adapter's f32/f16 FMA peaks and streaming read bandwidth (plus a
+    /// buffer copy and wgformer's best matmul as reference points).
     Ceilings(CeilingsArgs),
     /// End-to-end forward latency and throughput over a batch × sequence grid.
     E2e(E2eArgs),
@@ -67,7 +68,7 @@ struct CeilingsArgs {
     /// Where to write them (default: the per-adapter file `profile` reads).
     #[arg(long, value_name = "FILE")]
     ceilings: Option<PathBuf>,
-    /// Fewer sizes and runs.
+    /// Smaller buffers, fewer matmul shapes and runs.
     #[arg(long)]
     quick: bool,
     #[arg(long)]
@@ -231,16 +232,39 @@ fn ceilings_cmd(g: &super::GpuArgs, a: CeilingsArgs) -> anyhow::Result<()> {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&c)?);
     } else {
-        println!("adapter  {}", gpu.describe());
-        println!("timing   {}", c.timing);
+        println!("adapter   {}", gpu.describe());
+        println!("timing    {}, best of the runs", c.timing);
+        println!("ceilings");
         println!(
-            "matmul   {:.2} GFLOP/s (best: {})",
-            c.matmul_gflops, c.matmul_shape
+            "  f32 FMA peak              {:>10.2} GFLOP/s  (32 independent fma chains per invocation)",
+            c.f32_fma_gflops
         );
+        match c.f16_fma_gflops {
+            Some(g) => {
+                println!("  f16 FMA peak              {g:>10.2} GFLOP/s  (the same in vec4<f16>)")
+            }
+            None => println!("  f16 FMA peak              not measured (no SHADER_F16)"),
+        }
+        match c.coop_gflops {
+            Some(g) => println!("  cooperative-matrix peak   {g:>10.2} GFLOP/s"),
+            None => println!("  cooperative-matrix peak   not measured"),
+        }
         println!(
-            "copy     {:.2} GB/s (read + write, {} MiB buffer-to-buffer copy)",
+            "  streaming read bandwidth  {:>10.2} GB/s     (vec4<f32> loads over {} MiB)",
+            c.read_gbps,
+            c.read_bytes >> 20
+        );
+        println!("reference points, not ceilings");
+        println!(
+            "  buffer copy               {:>10.2} GB/s     (read + write, one {} MiB copy_buffer_to_buffer)",
             c.copy_gbps,
             c.copy_bytes >> 20
+        );
+        println!(
+            "  wgformer matmul, best     {:>10.2} GFLOP/s  ({}; {:.1} % of the f32 FMA peak)",
+            c.matmul_gflops,
+            c.matmul_shape,
+            100.0 * c.matmul_gflops / c.f32_fma_gflops.max(1e-9)
         );
     }
     match saved {

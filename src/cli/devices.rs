@@ -35,6 +35,16 @@ pub fn run(a: DevicesArgs) -> anyhow::Result<()> {
             d.features.join(", ")
         };
         println!("    features     {f}");
+        println!(
+            "    subgroups    {}..{} invocations",
+            d.subgroup_sizes[0], d.subgroup_sizes[1]
+        );
+        let coop = if d.cooperative_matrix.is_empty() {
+            "none (matmuls use the portable kernel)".to_string()
+        } else {
+            d.cooperative_matrix.join(", ")
+        };
+        println!("    coop matrix  {coop}");
         let l = &d.limits;
         println!(
             "    limits       storage binding {} MiB, buffer {} MiB, workgroup storage {} KiB, {} invocations/workgroup, {} storage buffers/stage",

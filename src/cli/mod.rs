@@ -9,7 +9,7 @@ mod tasks;
 
 use clap::{Args, Parser, Subcommand};
 use std::sync::Arc;
-use wgformer::gpu::BackendChoice;
+use wgformer::gpu::{BackendChoice, KernelSet, MatmulChoice, Precision};
 use wgformer::{Gpu, GpuOptions};
 
 #[derive(Parser)]
@@ -35,6 +35,16 @@ pub struct GpuArgs {
     /// Do not use native f16 in shaders even where the adapter supports it.
     #[arg(long, global = true)]
     pub no_f16: bool,
+    /// Kernel variants: tuned for GPUs or for CPU adapters (auto picks by adapter type).
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub kernels: KernelSet,
+    /// Matmul kernel: cooperative matrices (tensor cores) where available, or the portable one.
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub matmul: MatmulChoice,
+    /// Arithmetic: f32 (Hugging Face's numbers), f16 (tensor cores), auto (f16 on GPUs with
+    /// SHADER_F16, f32 on CPU adapters).
+    #[arg(long, value_enum, default_value = "auto", global = true)]
+    pub precision: Precision,
 }
 
 impl GpuArgs {
@@ -43,6 +53,9 @@ impl GpuArgs {
             backend: self.backend,
             adapter: self.adapter.clone(),
             no_f16: self.no_f16,
+            kernels: self.kernels,
+            matmul: self.matmul,
+            precision: self.precision,
         })?;
         Ok(Arc::new(gpu))
     }

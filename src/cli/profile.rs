@@ -1,13 +1,15 @@
-//! `wgformer profile`: per-kernel GPU timing of one model forward, a per-kind table against the
-//! adapter's measured ceilings, and an optional Chrome trace.
+//! `wgformer profile`: per-kernel GPU timing of one model forward, a per-kind table in which each
+//! kind is compared with the adapter ceiling that bounds it (compute kinds with the f32 FMA peak,
+//! memory-bound kinds with streaming read bandwidth), and an optional Chrome trace.
 
 use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 use std::sync::Arc;
-use wgformer::bench::{ceilings, random_rows, Ceilings, RandomConfig};
-use wgformer::profiler::{self, ForwardProfile, Profiler};
+use wgformer::bench::ceilings::{self, Bound, Ceiling};
+use wgformer::bench::{random_rows, Ceilings, RandomConfig};
 use wgformer::models::Model;
+use wgformer::profiler::{self, ForwardProfile, KindTotal, Profiler};
 use wgformer::Gpu;
 
 #[derive(Args)]
@@ -113,6 +115,18 @@ pub fn ceilings_for(
     }
 }
 
+/// The ceiling that bounds kind `k` and `k`'s rate as a percentage of it (GFLOP/s against a
+/// compute peak, GB/s against bandwidth).
+fn against(ceil: Option<&Ceilings>, k: &KindTotal) -> Option<(Ceiling, Option<f64>)> {
+    let c = ceil?.for_kind(&k.kind)?;
+    let rate = match c.bound {
+        Bound::Compute => k.gflops(),
+        Bound::Bandwidth => k.gbytes(),
+    };
+    let p = c.percent(rate);
+    Some((c, p))
+}
+
 pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
     if a.runs == 0 {
         anyhow::bail!("--runs must be at least 1");
@@ -149,11 +163,16 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
             "note": note,
             "ceilings": ceil,
             "ceilings_note": ceil_note,
-            "kinds": kinds.iter().map(|k| serde_json::json!({
-                "kind": k.kind, "calls": k.calls, "total_us": k.total_us, "mean_us": k.mean_us(),
-                "percent": 100.0 * k.total_us / mean.gpu_sum_us.max(1e-9),
-                "flops": k.flops, "bytes": k.bytes, "gflops": k.gflops(), "gbytes": k.gbytes(),
-            })).collect::<Vec<_>>(),
+            "kinds": kinds.iter().map(|k| {
+                let c = against(ceil.as_ref(), k);
+                serde_json::json!({
+                    "kind": k.kind, "calls": k.calls, "total_us": k.total_us, "mean_us": k.mean_us(),
+                    "percent": 100.0 * k.total_us / mean.gpu_sum_us.max(1e-9),
+                    "flops": k.flops, "bytes": k.bytes, "gflops": k.gflops(), "gbytes": k.gbytes(),
+                    "ceiling": c.as_ref().map(|(c, _)| c),
+                    "percent_of_ceiling": c.and_then(|(_, p)| p),
+                })
+            }).collect::<Vec<_>>(),
             "forward": mean,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
@@ -178,8 +197,12 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
     }
     match &ceil {
         Some(c) => println!(
-            "ceilings  matmul {:.1} GFLOP/s ({}), copy {:.1} GB/s",
-            c.matmul_gflops, c.matmul_shape, c.copy_gbps
+            "ceilings  f32 FMA peak {:.1} GFLOP/s{} · streaming read bandwidth {:.1} GB/s",
+            c.f32_fma_gflops,
+            c.f16_fma_gflops
+                .map(|g| format!(" · f16 FMA peak {g:.1} GFLOP/s"))
+                .unwrap_or_default(),
+            c.read_gbps
         ),
         None => println!("ceilings  none (run `wgformer bench ceilings`)"),
     }
@@ -188,16 +211,16 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "{:<12} {:>5} {:>11} {:>10} {:>7} {:>9} {:>8} {:>8} {:>7}",
-        "kernel", "calls", "total µs", "mean µs", "% fwd", "GFLOP/s", "GB/s", "% FLOP", "% BW"
+        "{:<12} {:>5} {:>11} {:>10} {:>7} {:>9} {:>8}  {:<8} {:>7}",
+        "kernel", "calls", "total µs", "mean µs", "% fwd", "GFLOP/s", "GB/s", "vs", "% peak"
     );
-    let pct = |v: f64, peak: Option<f64>| match peak {
-        Some(p) if p > 0.0 => format!("{:.1}", 100.0 * v / p),
-        _ => "-".into(),
-    };
     for k in &kinds {
+        let (vs, pct) = match against(ceil.as_ref(), k) {
+            Some((c, p)) => (c.short, p.map_or("-".into(), |p| format!("{p:.1}"))),
+            None => ("-", "-".into()),
+        };
         println!(
-            "{:<12} {:>5} {:>11.1} {:>10.1} {:>7.1} {:>9.2} {:>8.2} {:>8} {:>7}",
+            "{:<12} {:>5} {:>11.1} {:>10.1} {:>7.1} {:>9.2} {:>8.2}  {:<8} {:>7}",
             k.kind,
             k.calls,
             k.total_us,
@@ -205,8 +228,8 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
             100.0 * k.total_us / mean.gpu_sum_us.max(1e-9),
             k.gflops(),
             k.gbytes(),
-            pct(k.gflops(), ceil.as_ref().map(|c| c.matmul_gflops)),
-            pct(k.gbytes(), ceil.as_ref().map(|c| c.copy_gbps)),
+            vs,
+            pct,
         );
     }
     let flops: u64 = kinds.iter().map(|k| k.flops).sum();

@@ -50,6 +50,54 @@ impl BackendChoice {
     }
 }
 
+/// Which kernel variants run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KernelSet {
+    /// CPU-adapter variants on CPU adapters (lavapipe, SwiftShader), GPU variants elsewhere.
+    #[default]
+    Auto,
+    /// Workgroup-memory tiles and barriers: the variants real GPUs run.
+    Gpu,
+    /// Barrier-free variants without workgroup memory (fast on software adapters).
+    Cpu,
+}
+
+/// Which matmul kernel runs where the f16 path allows tensor cores.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatmulChoice {
+    /// Cooperative matrices where the adapter has a usable configuration, else portable.
+    #[default]
+    Auto,
+    /// The portable kernels only (any adapter).
+    Portable,
+    /// Cooperative matrices (tensor cores); an error where the adapter has none.
+    Coop,
+}
+
+/// The arithmetic models run in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// f16 on GPUs with SHADER_F16, f32 on CPU adapters (where f16 brings nothing).
+    #[default]
+    Auto,
+    /// Hugging Face's f32 numbers (parity within 1e-4).
+    F32,
+    /// Matmul inputs rounded to f16 so tensor cores can run them (cooperative matrices);
+    /// accumulators, layer-norm and softmax statistics and the residual stream stay f32.
+    F16,
+}
+
+/// The cooperative-matrix configuration kernels use: square `size`×`size` f16 tiles with an f32
+/// accumulator, run by subgroups of at most `subgroup_max` invocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct CoopConfig {
+    pub size: u32,
+    pub subgroup_max: u32,
+}
+
 /// How to pick the adapter.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
@@ -59,6 +107,12 @@ pub struct GpuOptions {
     /// Do not request SHADER_F16 even where the adapter has it: f16 weights are then unpacked
     /// from u32 pairs (a workaround for drivers with faulty f16 support).
     pub no_f16: bool,
+    /// Force GPU or CPU-adapter kernel variants (tests run both whatever the adapter).
+    pub kernels: KernelSet,
+    /// Cooperative-matrix matmuls or the portable kernel.
+    pub matmul: MatmulChoice,
+    /// f32 or f16 arithmetic for every model on this device.
+    pub precision: Precision,
 }
 
 /// What `wgformer devices` shows for one adapter.
@@ -72,6 +126,9 @@ pub struct AdapterReport {
     pub driver_info: String,
     pub features: Vec<&'static str>,
     pub limits: LimitsReport,
+    /// Cooperative-matrix configurations the adapter lists, e.g. `16x16x16 f16*f16+f32`.
+    pub cooperative_matrix: Vec<String>,
+    pub subgroup_sizes: [u32; 2],
 }
 
 /// The limits that decide what wgformer can run.
@@ -85,7 +142,7 @@ pub struct LimitsReport {
 }
 
 /// Features wgformer uses when present.
-const WANTED: [(wgpu::Features, &str); 4] = [
+const WANTED: [(wgpu::Features, &str); 5] = [
     (wgpu::Features::SHADER_F16, "SHADER_F16"),
     (wgpu::Features::SUBGROUP, "SUBGROUP"),
     (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
@@ -93,7 +150,60 @@ const WANTED: [(wgpu::Features, &str); 4] = [
         wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
         "TIMESTAMP_QUERY_INSIDE_PASSES",
     ),
+    (
+        wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX,
+        "COOPERATIVE_MATRIX",
+    ),
 ];
+
+fn coop_names(a: &wgpu::Adapter) -> Vec<String> {
+    if !a
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        return vec![];
+    }
+    a.cooperative_matrix_properties()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}x{}x{} {:?}*{:?}+{:?}",
+                p.m_size, p.n_size, p.k_size, p.ab_type, p.ab_type, p.cr_type
+            )
+            .to_lowercase()
+        })
+        .collect()
+}
+
+/// The largest square f16×f16→f32 configuration the kernels can use (8 or 16), if any.
+fn usable_coop(a: &wgpu::Adapter) -> Option<CoopConfig> {
+    use wgpu::CooperativeScalarType as T;
+    let f = a.features();
+    let need = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    if !f.contains(need) {
+        return None;
+    }
+    let info = a.get_info();
+    let subgroup_max = info.subgroup_max_size;
+    // The kernel runs 4 subgroups per workgroup; the workgroup must fit the invocation limit.
+    if subgroup_max == 0 || 4 * subgroup_max > a.limits().max_compute_invocations_per_workgroup {
+        return None;
+    }
+    a.cooperative_matrix_properties()
+        .iter()
+        .filter(|p| {
+            p.ab_type == T::F16
+                && p.cr_type == T::F32
+                && p.m_size == p.n_size
+                && p.n_size == p.k_size
+                && (p.m_size == 8 || p.m_size == 16)
+        })
+        .map(|p| p.m_size)
+        .max()
+        .map(|size| CoopConfig { size, subgroup_max })
+}
 
 fn feature_names(f: wgpu::Features) -> Vec<&'static str> {
     WANTED
@@ -124,6 +234,8 @@ fn report(index: usize, a: &wgpu::Adapter) -> AdapterReport {
         driver_info: info.driver_info.clone(),
         features: feature_names(a.features()),
         limits: limits_report(&a.limits()),
+        cooperative_matrix: coop_names(a),
+        subgroup_sizes: [info.subgroup_min_size, info.subgroup_max_size],
     }
 }
 
@@ -170,6 +282,12 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
+    /// Kernels choose their CPU-adapter variants (see [`KernelSet`]).
+    cpu_kernels: bool,
+    /// The cooperative-matrix configuration matmuls use, when enabled.
+    coop: Option<CoopConfig>,
+    /// Auto resolved: F32 or F16.
+    precision: Precision,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
@@ -186,17 +304,34 @@ impl Gpu {
             None => adapters.into_iter().next().unwrap(),
             Some(sel) => pick(adapters, sel)?,
         };
-        Self::from_adapter(adapter, opts.no_f16)
+        Self::from_adapter(adapter, opts)
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, no_f16: bool) -> Result<Gpu> {
+    fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
         let info = adapter.get_info();
         let have = adapter.features();
         let mut want = WANTED
             .iter()
             .fold(wgpu::Features::empty(), |acc, (f, _)| acc | *f);
-        if no_f16 {
+        if opts.no_f16 {
             want.remove(wgpu::Features::SHADER_F16);
+        }
+        let coop = match opts.matmul {
+            MatmulChoice::Portable => None,
+            _ if opts.no_f16 => None,
+            _ => usable_coop(&adapter),
+        };
+        if opts.matmul == MatmulChoice::Coop && coop.is_none() {
+            let listed = coop_names(&adapter);
+            return Err(Error::Gpu(format!(
+                "--matmul coop: `{}` has no usable cooperative-matrix configuration (needs square 8x8 or 16x16 f16*f16+f32 tiles, SHADER_F16 and SUBGROUP{}; it lists: {}). Use --matmul auto or portable",
+                info.name,
+                if opts.no_f16 { ", and not --no-f16" } else { "" },
+                if listed.is_empty() { "none".to_string() } else { listed.join(", ") }
+            )));
+        }
+        if coop.is_none() {
+            want.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
         }
         let required_features = have & want;
         let limits = adapter.limits();
@@ -214,12 +349,31 @@ impl Gpu {
             label: Some("wgformer"),
             required_features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: if coop.is_some() {
+                // SAFETY: wgpu marks cooperative matrices experimental because its validation of
+                // them is incomplete. Our only use is the matmul kernel, whose loads and stores
+                // stay inside workgroup arrays sized for the tile (bounds are handled when tiles
+                // are staged from storage), and every configuration it uses is one the adapter
+                // lists in `cooperative_matrix_properties`.
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
         .map_err(|e| Error::Gpu(format!("could not open a device on `{}`: {e}", info.name)))?;
 
+        let precision = match opts.precision {
+            Precision::Auto
+                if device.features().contains(wgpu::Features::SHADER_F16)
+                    && info.device_type != wgpu::DeviceType::Cpu =>
+            {
+                Precision::F16
+            }
+            Precision::Auto => Precision::F32,
+            p => p,
+        };
         let errors: Arc<Mutex<Vec<String>>> = Arc::default();
         let sink = errors.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -235,6 +389,13 @@ impl Gpu {
             limits: device.limits(),
             device,
             queue,
+            cpu_kernels: match opts.kernels {
+                KernelSet::Auto => info.device_type == wgpu::DeviceType::Cpu,
+                KernelSet::Gpu => false,
+                KernelSet::Cpu => true,
+            },
+            precision,
+            coop,
             info,
             pipelines: Mutex::default(),
             errors,
@@ -246,9 +407,24 @@ impl Gpu {
         self.features.contains(wgpu::Features::SHADER_F16)
     }
 
-    /// A CPU adapter (lavapipe, SwiftShader): kernels pick variants without shared memory.
+    /// A CPU adapter (lavapipe, SwiftShader).
     pub fn is_cpu(&self) -> bool {
         self.info.device_type == wgpu::DeviceType::Cpu
+    }
+
+    /// Kernels pick their variants without workgroup memory (CPU adapters, unless forced).
+    pub fn cpu_kernels(&self) -> bool {
+        self.cpu_kernels
+    }
+
+    /// The precision models run in: [`Precision::F32`] or [`Precision::F16`], never `Auto`.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The cooperative-matrix configuration in use, if any (see [`MatmulChoice`]).
+    pub fn coop(&self) -> Option<CoopConfig> {
+        self.coop
     }
 
     pub fn has_timestamps(&self) -> bool {
@@ -259,11 +435,29 @@ impl Gpu {
         self.info.backend
     }
 
-    /// A one-line description: name, backend, type.
+    /// A one-line description: name, backend, type, and how models run on it (precision,
+    /// matmul kind, kernel set), so every figure printed with it says what was measured.
     pub fn describe(&self) -> String {
         format!(
-            "{} ({:?}, {:?})",
-            self.info.name, self.info.backend, self.info.device_type
+            "{} ({:?}, {:?}; {}, {}{})",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            match self.precision {
+                Precision::F16 => "f16",
+                _ => "f32",
+            },
+            match self.coop {
+                Some(c) if self.precision == Precision::F16 => {
+                    format!("coop {0}x{0} matmul", c.size)
+                }
+                _ => "portable matmul".to_string(),
+            },
+            if self.cpu_kernels {
+                ", CPU-adapter kernels"
+            } else {
+                ""
+            }
         )
     }
 
@@ -278,6 +472,11 @@ impl Gpu {
             driver_info: self.info.driver_info.clone(),
             features: feature_names(self.features),
             limits: limits_report(&self.limits),
+            cooperative_matrix: self
+                .coop
+                .map(|c| vec![format!("{0}x{0}x{0} f16*f16+f32 (in use)", c.size)])
+                .unwrap_or_default(),
+            subgroup_sizes: [self.info.subgroup_min_size, self.info.subgroup_max_size],
         }
     }
 
@@ -424,28 +623,78 @@ fn pick(adapters: Vec<wgpu::Adapter>, sel: &str) -> Result<wgpu::Adapter> {
 #[doc(hidden)]
 pub fn test_gpu() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
-    GPU.get_or_init(|| open_test_gpu(false))
+    GPU.get_or_init(|| open_test_gpu(GpuOptions::default()))
 }
 
 /// A second test device without SHADER_F16, so the packed-f16 kernel variants are tested too.
 #[doc(hidden)]
 pub fn test_gpu_packed_f16() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
-    GPU.get_or_init(|| open_test_gpu(true))
+    GPU.get_or_init(|| {
+        open_test_gpu(GpuOptions {
+            no_f16: true,
+            ..Default::default()
+        })
+    })
 }
 
-fn open_test_gpu(no_f16: bool) -> Arc<Gpu> {
+/// The test adapter in f16 precision (cooperative-matrix matmuls where it has them).
+#[doc(hidden)]
+pub fn test_gpu_f16() -> &'static Arc<Gpu> {
+    static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| {
+        open_test_gpu(GpuOptions {
+            precision: Precision::F16,
+            ..Default::default()
+        })
+    })
+}
+
+/// The test adapter with the GPU kernel variants forced: what real GPUs run, tested on any
+/// adapter (lavapipe in CI).
+#[doc(hidden)]
+pub fn test_gpu_gpu_kernels() -> &'static Arc<Gpu> {
+    static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
+    GPU.get_or_init(|| {
+        open_test_gpu(GpuOptions {
+            kernels: KernelSet::Gpu,
+            ..Default::default()
+        })
+    })
+}
+
+fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
     let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
     let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)
         .unwrap_or_else(|e| panic!("WGFORMER_TEST_BACKEND={name}: {e}"));
     let opts = GpuOptions {
         backend,
         adapter: std::env::var("WGFORMER_TEST_ADAPTER").ok(),
-        no_f16,
+        ..base
     };
+    let require_coop = std::env::var("WGFORMER_TEST_REQUIRE_COOP").is_ok_and(|v| v == "1");
     match Gpu::new(&opts) {
         Ok(g) => {
-            eprintln!("tests run on {}", g.describe());
+            eprintln!(
+                "tests run on {}{}",
+                g.describe(),
+                match g.coop() {
+                    Some(c) => format!(", cooperative matrices {0}x{0}", c.size),
+                    None => String::new(),
+                }
+            );
+            // CI runs the coop tests on an adapter that has them: losing it must fail, not
+            // quietly test the portable kernels twice.
+            if require_coop
+                && g.coop().is_none()
+                && !opts.no_f16
+                && opts.matmul != MatmulChoice::Portable
+            {
+                panic!(
+                    "WGFORMER_TEST_REQUIRE_COOP=1 but {} has no usable cooperative matrices (run through scripts/coopmat-lavapipe.sh)",
+                    g.describe()
+                );
+            }
             Arc::new(g)
         }
         Err(e) => panic!(

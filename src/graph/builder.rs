@@ -125,6 +125,11 @@ impl<'g> GraphBuilder<'g> {
         Ok(y)
     }
 
+    /// Whether matmuls may round their inputs to f16 (the device's f16 precision).
+    fn f16_inputs(&self) -> bool {
+        self.gpu.precision() == crate::gpu::Precision::F16
+    }
+
     /// Linear over the first token of each sequence of `x` `[batch, seq, in]` → `[batch, out]`.
     pub fn linear_first_token(
         &mut self,
@@ -162,6 +167,7 @@ impl<'g> GraphBuilder<'g> {
     ) -> Result<()> {
         mm.b_dtype = self.tensors[b.0].dtype;
         mm.bias = bias.is_some();
+        mm.f16_inputs |= self.f16_inputs();
         if let Some(bias) = bias {
             mm.bias_dtype = self.tensors[bias.0].dtype;
             self.expect_dim(bias, mm.n, label)?;

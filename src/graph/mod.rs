@@ -139,6 +139,8 @@ pub struct RunStats {
     pub submits: u64,
     /// Bytes the host wrote in the last run (inputs only).
     pub bytes_written_last_run: u64,
+    /// Bytes read back to the host after each run (the outputs only).
+    pub bytes_read_per_run: u64,
 }
 
 /// A built graph, ready to replay.
@@ -169,6 +171,11 @@ impl Outputs {
             .map(|(_, d)| d.as_slice())
             .ok_or_else(|| Error::Graph(format!("tensor {t:?} is not an output of this graph")))
     }
+    /// Whether `t` was read back.
+    pub fn has(&self, t: TensorId) -> bool {
+        self.data.iter().any(|(id, _)| *id == t)
+    }
+
     pub fn f32(&self, t: TensorId) -> Result<Vec<f32>> {
         Ok(bytemuck::pod_collect_to_vec(self.bytes(t)?))
     }
@@ -184,7 +191,10 @@ impl Graph {
     }
 
     pub fn stats(&self) -> RunStats {
-        *self.stats.lock().unwrap()
+        RunStats {
+            bytes_read_per_run: self.outputs.iter().map(|o| o.3).sum(),
+            ..*self.stats.lock().unwrap()
+        }
     }
 
     pub fn nodes(&self) -> impl Iterator<Item = &NodeInfo> {
@@ -309,7 +319,9 @@ impl<'g> GraphRun<'g> {
     /// Records node `i` alone in its own pass: the profiler's host-timed fallback submits nodes
     /// one by one on adapters without timestamp queries. Out-of-range `i` records nothing.
     pub fn encode_node(&self, enc: &mut wgpu::CommandEncoder, i: usize) {
-        let Some(n) = self.graph.nodes.get(i) else { return };
+        let Some(n) = self.graph.nodes.get(i) else {
+            return;
+        };
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(&n.info.label),
             timestamp_writes: None,

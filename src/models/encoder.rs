@@ -148,6 +148,17 @@ pub struct Network {
     pub notes: Vec<String>,
 }
 
+/// Which tensors a forward reads back to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Readback {
+    /// The head's logits (the last hidden state for a model without a head).
+    Head,
+    /// The logits and the last hidden state.
+    LastHidden,
+    /// The logits and every layer's hidden states.
+    AllHidden,
+}
+
 /// Tensors a forward graph reads and writes.
 pub struct GraphIo {
     /// u32 `[3, batch·seq]`: ids, position ids, token type ids.
@@ -195,10 +206,7 @@ impl Uploader<'_> {
                 bytes.len() >> 20,
                 limit >> 20
             ));
-            let h: Vec<half::f16> = t.to_f32().iter().map(|x| half::f16::from_f32(*x)).collect();
-            let mut b = bytemuck::cast_slice(&h).to_vec();
-            b.resize(b.len().next_multiple_of(4), 0);
-            return (DType::F16, b);
+            return (DType::F16, crate::ops::f16_bytes(&t.to_f32()));
         }
         (dtype, bytes)
     }
@@ -369,11 +377,7 @@ impl Network {
             let f = |name: &str, shape: [usize; 2]| -> Result<WeightBuffer> {
                 let t = w.get(name, &shape)?;
                 let (dtype, bytes) = if word.dtype == DType::F16 {
-                    let h: Vec<half::f16> =
-                        t.to_f32().iter().map(|x| half::f16::from_f32(*x)).collect();
-                    let mut b = bytemuck::cast_slice(&h).to_vec();
-                    b.resize(b.len().next_multiple_of(4), 0);
-                    (DType::F16, b)
+                    (DType::F16, crate::ops::f16_bytes(&t.to_f32()))
                 } else {
                     (DType::F32, bytemuck::cast_slice(&t.to_f32()).to_vec())
                 };
@@ -455,8 +459,9 @@ impl Network {
         g: &mut GraphBuilder,
         batch: usize,
         seq: usize,
-        capture_hidden: bool,
+        readback: Readback,
     ) -> Result<GraphIo> {
+        let capture_hidden = readback == Readback::AllHidden;
         if seq == 0 || batch == 0 {
             return Err(Error::Input("empty batch".into()));
         }
@@ -521,7 +526,10 @@ impl Network {
                 Some(g.linear("head.qa", x, w, b, Act::Identity)?)
             }
         };
-        g.output(x);
+        // Read back only what the caller needs: a BERT-base 32 × 128 last hidden state is 12.6 MB.
+        if readback != Readback::Head || logits.is_none() {
+            g.output(x);
+        }
         if capture_hidden {
             for h in &hidden {
                 g.output(*h);

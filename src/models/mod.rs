@@ -24,6 +24,7 @@ use crate::gpu::Gpu;
 use crate::graph::{Graph, GraphBuilder, GraphRun, PlanReport, RunStats};
 use crate::{Error, Result};
 use config::{Family, ModelConfig};
+pub use encoder::Readback;
 use encoder::{GraphIo, Network, Positions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -62,7 +63,8 @@ impl Sequence {
 pub struct Output {
     pub lens: Vec<usize>,
     pub hidden_size: usize,
-    /// Last hidden state per row: `len × hidden`, row-major.
+    /// Last hidden state per row: `len × hidden`, row-major. Empty rows unless it was read back
+    /// (a model without a head, [`Readback::LastHidden`] or [`Readback::AllHidden`]).
     pub last_hidden: Vec<Vec<f32>>,
     /// With [`Model::forward_with_hidden`]: `[state][row]`, state 0 the embeddings output.
     pub hidden_states: Vec<Vec<Vec<f32>>>,
@@ -82,7 +84,7 @@ impl Output {
 }
 
 struct CachedGraph {
-    key: (usize, usize, bool),
+    key: (usize, usize, Readback),
     graph: Graph,
     io: GraphIo,
 }
@@ -168,19 +170,25 @@ impl Model {
         ((limit / per_row.max(1)) as usize).max(1)
     }
 
-    /// Runs the model on `rows` (padded to a common bucketed length inside).
+    /// Runs the model on `rows` (padded to a common bucketed length inside) and reads back the
+    /// head's logits; [`Output::last_hidden`] is filled only for a model without a head.
     pub fn forward(&self, rows: &[Sequence]) -> Result<Output> {
-        self.run(rows, false)
+        self.run(rows, Readback::Head)
+    }
+
+    /// Runs the model and reads back what `readback` names.
+    pub fn forward_reading(&self, rows: &[Sequence], readback: Readback) -> Result<Output> {
+        self.run(rows, readback)
     }
 
     /// As [`forward`](Self::forward), also returning every layer's hidden states.
     pub fn forward_with_hidden(&self, rows: &[Sequence]) -> Result<Output> {
-        self.run(rows, true)
+        self.run(rows, Readback::AllHidden)
     }
 
     /// The plan and replay counters of the graph for this shape, if built.
     pub fn graph_report(&self, batch: usize, seq: usize) -> Option<(PlanReport, RunStats, usize)> {
-        let key = (batch, self.bucket(seq), false);
+        let key = (batch, self.bucket(seq), Readback::Head);
         let graphs = self.graphs.lock().unwrap();
         graphs
             .iter()
@@ -197,9 +205,8 @@ impl Model {
     ) -> Result<R> {
         let longest = self.validate(rows)?;
         let seq = self.bucket(longest);
-        let c = self.graph(rows.len(), seq, false)?;
+        let c = self.graph(rows.len(), seq, Readback::Head)?;
         let (idx, mask) = self.inputs(rows, seq);
-        // A local, not a temporary: the guard must drop before `c`, which it borrows.
         let run = c.graph.lock();
         f(
             &run,
@@ -210,8 +217,8 @@ impl Model {
         )
     }
 
-    fn graph(&self, batch: usize, seq: usize, capture: bool) -> Result<Arc<CachedGraph>> {
-        let key = (batch, seq, capture);
+    fn graph(&self, batch: usize, seq: usize, readback: Readback) -> Result<Arc<CachedGraph>> {
+        let key = (batch, seq, readback);
         {
             let mut graphs = self.graphs.lock().unwrap();
             if let Some(i) = graphs.iter().position(|c| c.key == key) {
@@ -221,7 +228,7 @@ impl Model {
             }
         }
         let mut g = GraphBuilder::new(&self.gpu);
-        let io = self.net.build_graph(&mut g, batch, seq, capture)?;
+        let io = self.net.build_graph(&mut g, batch, seq, readback)?;
         let graph = g.build()?;
         self.builds.fetch_add(1, Ordering::Relaxed);
         let c = Arc::new(CachedGraph { key, graph, io });
@@ -277,11 +284,11 @@ impl Model {
         Ok(longest)
     }
 
-    fn run(&self, rows: &[Sequence], capture: bool) -> Result<Output> {
+    fn run(&self, rows: &[Sequence], readback: Readback) -> Result<Output> {
         let longest = self.validate(rows)?;
         let seq = self.bucket(longest);
         let batch = rows.len();
-        let c = self.graph(batch, seq, capture)?;
+        let c = self.graph(batch, seq, readback)?;
         let (idx, mask) = self.inputs(rows, seq);
         let out = c.graph.run(
             &self.gpu,
@@ -298,7 +305,11 @@ impl Model {
                 .map(|(r, &len)| flat[r * seq * width..(r * seq + len) * width].to_vec())
                 .collect()
         };
-        let last_hidden = unpad(&out.f32(c.io.last_hidden)?, h);
+        let last_hidden = if out.has(c.io.last_hidden) {
+            unpad(&out.f32(c.io.last_hidden)?, h)
+        } else {
+            vec![vec![]; batch]
+        };
         let mut hidden_states = vec![];
         for t in &c.io.hidden {
             let w = *c.graph.tensor(*t).shape.last().unwrap();

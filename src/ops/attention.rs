@@ -31,7 +31,7 @@ fn rows_qr(d4: usize) -> usize {
 /// Which kernel of the family runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Variant {
-    /// Rows on CPU adapters, tiled elsewhere.
+    /// Rows where the device uses CPU-adapter kernels ([`Gpu::cpu_kernels`]), tiled elsewhere.
     Auto,
     /// 64 queries per workgroup, key blocks staged in workgroup memory (GPUs).
     Tiled,
@@ -156,7 +156,7 @@ impl Attention {
 
     fn resolved_variant(&self, gpu: &Gpu) -> Variant {
         match self.variant {
-            Variant::Auto if gpu.is_cpu() => Variant::Rows,
+            Variant::Auto if gpu.cpu_kernels() => Variant::Rows,
             Variant::Auto => Variant::Tiled,
             v => v,
         }

@@ -1,7 +1,7 @@
 //! Embedding gather (word + position + optional token type) fused with LayerNorm
 //! (`shaders/embedding.wgsl`).
 
-use super::{grid, with_enables, DType, KernelCall, Load};
+use super::{grid, with_enables, with_reduce, DType, KernelCall, Load};
 use crate::gpu::Gpu;
 use crate::Result;
 
@@ -30,7 +30,7 @@ impl Embedding {
                     l.wgsl(2, "word"),
                     l.wgsl(3, "pos"),
                     l.wgsl(4, "typ"),
-                    SOURCE
+                    with_reduce(SOURCE)
                 ),
             )
         })?;

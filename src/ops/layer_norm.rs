@@ -1,7 +1,7 @@
 //! LayerNorm with learned scale and shift, optionally fused with a residual add
 //! (`shaders/layer_norm.wgsl`).
 
-use super::{grid, KernelCall};
+use super::{grid, with_reduce, KernelCall};
 use crate::gpu::Gpu;
 use crate::Result;
 
@@ -22,10 +22,11 @@ impl LayerNorm {
     /// Bindings: 1 x, 2 residual (any buffer when `residual` is false), 3 gamma, 4 beta, 5 out.
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         // One invocation per row on CPU adapters, a workgroup per row elsewhere.
-        let rows_variant = self.per_row.unwrap_or(gpu.is_cpu());
+        let rows_variant = self.per_row.unwrap_or(gpu.cpu_kernels());
         let entry = if rows_variant { "main_rows" } else { "main" };
-        let pipeline =
-            gpu.pipeline_entry(&format!("layer_norm.{entry}"), entry, || SOURCE.to_string())?;
+        let pipeline = gpu.pipeline_entry(&format!("layer_norm.{entry}"), entry, || {
+            with_reduce(SOURCE)
+        })?;
         let n = (self.rows * self.n) as u64;
         let inputs = if self.residual { 2 } else { 1 };
         Ok(KernelCall {

@@ -4,12 +4,16 @@
 use super::activation::{self, Act};
 use super::{with_enables, DType, KernelCall, Load};
 use crate::gpu::Gpu;
-use crate::Result;
+use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("../../shaders/matmul.wgsl");
+const COOP_SOURCE: &str = include_str!("../../shaders/matmul_coop.wgsl");
 const SCALAR_MARK: &str = "// ---- scalar section";
 const VEC4_MARK: &str = "// ---- vec4 section";
 const TILE: usize = 64;
+/// Auto picks 32×32 tiles when a matmul has fewer 64×64 tiles than this (about the compute-unit
+/// count of the largest GPUs).
+const SMALL_BELOW: usize = 128;
 /// Rows × columns one workgroup of the direct and vec4 variants covers.
 const DIRECT_ROWS: usize = 4;
 const DIRECT_COLS: usize = 256;
@@ -29,10 +33,28 @@ pub enum Variant {
     Auto,
     /// Shared-memory 64×64 tiles (GPUs).
     Tiled,
+    /// Shared-memory 32×32 tiles (GPUs, products too small to give 64×64 tiles to every
+    /// compute unit, e.g. batch-1 projections).
+    TiledSmall,
     /// No shared memory, any strides (CPU adapters).
     Direct,
     /// No shared memory, 4-wide loads along k (CPU adapters; needs [`Matmul::vec4_ok`]).
     Vec4,
+    /// Cooperative matrices (tensor cores), A and B rounded to f16, f32 accumulation; needs
+    /// [`Gpu::coop`]. Chosen by `Auto` only when [`Matmul::f16_inputs`] allows the rounding.
+    Coop,
+}
+
+/// Every variant the adapter can run for `mm`, whatever `Auto` would pick: what tests cover.
+pub fn variants_for(gpu: &Gpu, mm: &Matmul) -> Vec<Variant> {
+    let mut v = vec![Variant::Tiled, Variant::TiledSmall, Variant::Direct];
+    if mm.vec4_ok() {
+        v.push(Variant::Vec4);
+    }
+    if gpu.coop().is_some() {
+        v.push(Variant::Coop);
+    }
+    v
 }
 
 /// Where a 2-D operand lies in its buffer, in elements: `off + b0·batch0 + b1·batch1 + r·rows + c·cols`.
@@ -78,6 +100,9 @@ pub struct Matmul {
     pub b_dtype: DType,
     pub bias_dtype: DType,
     pub variant: Variant,
+    /// A and B may be rounded to f16 before multiplying (the f16 precision path): lets `Auto`
+    /// pick cooperative matrices.
+    pub f16_inputs: bool,
 }
 
 impl Matmul {
@@ -88,13 +113,41 @@ impl Matmul {
         self.k.is_multiple_of(4) && v(&self.a) && v(&self.b)
     }
 
-    fn resolved_variant(&self, gpu: &Gpu) -> Variant {
-        match self.variant {
-            Variant::Auto if gpu.is_cpu() && self.vec4_ok() => Variant::Vec4,
-            Variant::Auto if gpu.is_cpu() => Variant::Direct,
+    fn resolved_variant(&self, gpu: &Gpu) -> Result<Variant> {
+        Ok(match self.variant {
+            Variant::Auto if self.f16_inputs && gpu.coop().is_some() => Variant::Coop,
+            Variant::Auto if gpu.cpu_kernels() && self.vec4_ok() => Variant::Vec4,
+            Variant::Auto if gpu.cpu_kernels() => Variant::Direct,
+            // Fewer 64×64 tiles than a large GPU has compute units: 4× as many small ones.
+            Variant::Auto
+                if self.n.div_ceil(TILE) * self.m.div_ceil(TILE) * self.batch0 * self.batch1
+                    < SMALL_BELOW =>
+            {
+                Variant::TiledSmall
+            }
             Variant::Auto => Variant::Tiled,
             Variant::Vec4 if !self.vec4_ok() => Variant::Direct,
+            Variant::Coop if gpu.coop().is_none() => {
+                return Err(Error::Gpu(format!(
+                    "the cooperative-matrix matmul needs an adapter with cooperative matrices; `{}` has none in use",
+                    gpu.describe()
+                )))
+            }
             v => v,
+        })
+    }
+
+    /// (rows, columns) of C one workgroup of `variant` covers.
+    fn tile(variant: Variant, gpu: &Gpu) -> (usize, usize) {
+        match variant {
+            Variant::Vec4 => (VEC4_ROWS, VEC4_COLS),
+            Variant::Direct => (DIRECT_ROWS, DIRECT_COLS),
+            Variant::Coop => {
+                let f = gpu.coop().map_or(8, |c| c.size as usize);
+                (4 * f, 4 * f)
+            }
+            Variant::TiledSmall => (TILE / 2, TILE / 2),
+            Variant::Tiled | Variant::Auto => (TILE, TILE),
         }
     }
 
@@ -115,6 +168,7 @@ impl Matmul {
             b_dtype: DType::F32,
             bias_dtype: DType::F32,
             variant: Variant::Auto,
+            f16_inputs: false,
         }
     }
 
@@ -145,30 +199,63 @@ impl Matmul {
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         let lb = Load::for_dtype(gpu, self.b_dtype);
         let lbias = Load::for_dtype(gpu, self.bias_dtype);
-        let variant = self.resolved_variant(gpu);
-        let entry = match variant {
-            Variant::Vec4 => "main_vec4",
-            Variant::Direct => "main_direct",
-            _ => "main",
+        let variant = self.resolved_variant(gpu)?;
+        let pipeline = match variant {
+            Variant::Coop => self.coop_pipeline(gpu, lb, lbias)?,
+            _ => {
+                let entry = match variant {
+                    Variant::Vec4 => "main_vec4",
+                    Variant::Direct => "main_direct",
+                    _ => "main",
+                };
+                let small = variant == Variant::TiledSmall;
+                let key = format!(
+                    "matmul.{entry}{}.{}.{}",
+                    if small { ".small" } else { "" },
+                    lb.tag(),
+                    lbias.tag()
+                );
+                gpu.pipeline_entry(&key, entry, || {
+                    let (common, rest) = split_section(SOURCE, SCALAR_MARK);
+                    let (scalar, vec4) = split_section(rest, VEC4_MARK);
+                    let (b_decl, section) = if variant == Variant::Vec4 {
+                        (lb.wgsl4(2, "b"), vec4.to_string())
+                    } else if small {
+                        let tw = "const TW: u32 = 16u;";
+                        assert!(scalar.contains(tw), "matmul.wgsl declares `{tw}`");
+                        (lb.wgsl(2, "b"), scalar.replace(tw, "const TW: u32 = 8u;"))
+                    } else {
+                        (lb.wgsl(2, "b"), scalar.to_string())
+                    };
+                    with_enables(
+                        &[lb, lbias],
+                        format!(
+                            "{b_decl}{}{}{common}{section}",
+                            lbias.wgsl(3, "bias"),
+                            activation::functions(),
+                        ),
+                    )
+                })?
+            }
         };
-        let key = format!("matmul.{entry}.{}.{}", lb.tag(), lbias.tag());
-        let pipeline = gpu.pipeline_entry(&key, entry, || {
-            let (common, rest) = split_section(SOURCE, SCALAR_MARK);
-            let (scalar, vec4) = split_section(rest, VEC4_MARK);
-            let (b_decl, section) = if variant == Variant::Vec4 {
-                (lb.wgsl4(2, "b"), vec4)
-            } else {
-                (lb.wgsl(2, "b"), scalar)
-            };
-            with_enables(
-                &[lb, lbias],
-                format!(
-                    "{b_decl}{}{}{common}{section}",
-                    lbias.wgsl(3, "bias"),
-                    activation::functions(),
-                ),
-            )
-        })?;
+        let (tm, tn) = Self::tile(variant, gpu);
+        let n_tiles = self.n.div_ceil(tn);
+        let m_tiles = self.m.div_ceil(tm);
+        let batches = self.batch0 * self.batch1;
+        if n_tiles > super::MAX_GROUPS as usize {
+            return Err(Error::Graph(format!(
+                "a matmul with {} output columns needs {n_tiles} workgroups along x, more than the {} a dispatch allows",
+                self.n,
+                super::MAX_GROUPS
+            )));
+        }
+        // Row tiles × batches can exceed one dimension's limit (many short sequences): spread
+        // them over y and z; the kernel rebuilds the linear index with `locate`.
+        let [y, z, _] = super::grid(u32::try_from(m_tiles * batches).map_err(|_| {
+            Error::Graph(format!(
+                "a matmul of {batches} batches × {m_tiles} row tiles is too large for one dispatch"
+            ))
+        })?);
         let u = |x: usize| x as u32;
         let params = vec![
             u(self.m),
@@ -193,30 +280,52 @@ impl Matmul {
             super::f(self.alpha),
             u32::from(self.bias),
             self.act.code(),
+            u(m_tiles),
+            u(batches),
         ];
         Ok(KernelCall {
-            kind: "matmul",
+            // Its own profiler row, compared with the cooperative-matrix peak.
+            kind: if variant == Variant::Coop {
+                "matmul_coop"
+            } else {
+                "matmul"
+            },
             pipeline,
             params,
-            workgroups: match variant {
-                Variant::Tiled | Variant::Auto => [
-                    self.n.div_ceil(TILE) as u32,
-                    self.m.div_ceil(TILE) as u32,
-                    (self.batch0 * self.batch1) as u32,
-                ],
-                Variant::Vec4 => [
-                    self.n.div_ceil(VEC4_COLS) as u32,
-                    self.m.div_ceil(VEC4_ROWS) as u32,
-                    (self.batch0 * self.batch1) as u32,
-                ],
-                Variant::Direct => [
-                    self.n.div_ceil(DIRECT_COLS) as u32,
-                    self.m.div_ceil(DIRECT_ROWS) as u32,
-                    (self.batch0 * self.batch1) as u32,
-                ],
-            },
+            workgroups: [n_tiles as u32, y, z],
             flops: self.flops(),
             bytes: self.bytes(),
+        })
+    }
+
+    fn coop_pipeline(
+        &self,
+        gpu: &Gpu,
+        lb: Load,
+        lbias: Load,
+    ) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
+        let cfg = gpu.coop().expect("checked by resolved_variant");
+        let f = cfg.size;
+        let sg = cfg.subgroup_max;
+        // Subgroups may be smaller than the largest size: room for every one's scratch.
+        let nsg = (4 * sg).div_ceil(gpu.info.subgroup_min_size.max(1)).max(4);
+        let key = format!("matmul.coop{f}.sg{sg}.{}.{}", lb.tag(), lbias.tag());
+        gpu.pipeline_entry(&key, "main_coop", || {
+            let (common, _) = split_section(SOURCE, SCALAR_MARK);
+            let frag = format!("coop_mat{f}x{f}");
+            let body = COOP_SOURCE
+                .replace("FRAG_A", &format!("{frag}<f16, A>"))
+                .replace("FRAG_B", &format!("{frag}<f16, B>"))
+                .replace("ZERO", &format!("{frag}<f32, C>()"));
+            format!(
+                "enable f16;\nenable wgpu_cooperative_matrix;\n\
+                 const F: u32 = {f}u;\nconst WG: u32 = {wg}u;\nconst NSG: u32 = {nsg}u;\n\
+                 {}{}{}{common}{body}",
+                lb.wgsl(2, "b"),
+                lbias.wgsl(3, "bias"),
+                activation::functions(),
+                wg = 4 * sg,
+            )
         })
     }
 
@@ -250,15 +359,25 @@ mod tests {
     use super::*;
     use crate::ops::testing::{self, Buf};
 
+    /// Runs `mm` in every variant the test adapters have (whatever `Auto` would pick there),
+    /// on the f16 variants' devices too, against the f64 reference.
     fn check(mm: Matmul, a_len: usize, b_len: usize, c_len: usize, seed: u64) {
         for gpu in testing::gpus_for(mm.b_dtype) {
-            check_on(gpu, mm, a_len, b_len, c_len, seed);
+            for v in variants_for(gpu, &mm) {
+                check_on(gpu, Matmul { variant: v, ..mm }, a_len, b_len, c_len, seed);
+            }
         }
     }
 
     fn check_on(gpu: &Gpu, mm: Matmul, a_len: usize, b_len: usize, c_len: usize, seed: u64) {
-        let a = testing::random(a_len, seed, 1.0);
+        let mut a = testing::random(a_len, seed, 1.0);
         let mut b = testing::random(b_len, seed + 1, 1.0);
+        if mm.variant == Variant::Coop {
+            // The coop kernel multiplies f16 values: round the inputs the reference sees the
+            // same way, so the tolerance still measures the kernel's arithmetic alone.
+            a = testing::round_f16(&a);
+            b = testing::round_f16(&b);
+        }
         let mut bias = testing::random(mm.n, seed + 2, 1.0);
         if mm.b_dtype == DType::F16 {
             b = testing::round_f16(&b);
@@ -298,6 +417,8 @@ mod tests {
         let err = testing::rel_err(&o, &r);
         // Weights are rounded to f16 before the reference too, so both tolerances measure
         // the kernel's f32 arithmetic alone; f16 gets the issue's looser bound.
+        // Coop: products of f16 values are exact in f32, so with the inputs rounded above it
+        // must match f32 arithmetic.
         let tol = if mm.b_dtype == DType::F16 { 1e-3 } else { 1e-5 };
         assert!(err < tol, "{mm:?}: relative error {err:e}");
     }
@@ -363,6 +484,7 @@ mod tests {
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
                 variant: Variant::Auto,
+                f16_inputs: false,
             };
             // Same buffer as A and B in the model; here two copies of it.
             check_two(scores, bsz * s * 3 * h, bsz * heads * s * s);
@@ -399,6 +521,7 @@ mod tests {
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
                 variant: Variant::Auto,
+                f16_inputs: false,
             };
             check(pv, bsz * heads * s * s, bsz * s * 3 * h, bsz * s * h, 77);
         }
@@ -406,6 +529,22 @@ mod tests {
 
     fn check_two(mm: Matmul, ab_len: usize, c_len: usize) {
         check(mm, ab_len, ab_len, c_len, 5);
+    }
+
+    #[test]
+    fn batches_past_the_dispatch_limit() {
+        // 66,000 batches: more workgroups than one dispatch dimension allows (65,535), as
+        // attention over thousands of short sequences needs.
+        let (batches, m, n, k) = (66_000, 2, 3, 5);
+        let mut mm = Matmul::linear(m, n, k);
+        mm.batch0 = batches;
+        mm.a.b0 = m * k;
+        mm.b.b0 = 0;
+        mm.c.b0 = m * n;
+        mm.bias = true;
+        let call = mm.call(crate::gpu::test_gpu()).unwrap();
+        assert!(call.workgroups.iter().all(|&g| g <= crate::ops::MAX_GROUPS));
+        check(mm, batches * m * k, n * k, batches * m * n, 21);
     }
 
     #[test]

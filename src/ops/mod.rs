@@ -7,6 +7,7 @@ pub mod attention;
 pub mod embedding;
 pub mod layer_norm;
 pub mod matmul;
+pub mod peak;
 pub mod softmax;
 
 #[cfg(test)]
@@ -33,6 +34,19 @@ impl DType {
             DType::F16 => 4 * n.div_ceil(2) as u64,
         }
     }
+}
+
+/// `v` rounded to IEEE half (nearest, ties to even) in the [`DType::F16`] buffer layout: two
+/// halves per u32 word, little-endian, the last word padded with a zero half. The one place f32
+/// values become f16 bytes for the GPU.
+pub fn f16_bytes(v: &[f32]) -> Vec<u8> {
+    let len = DType::F16.bytes(v.len()) as usize;
+    let mut out = Vec::with_capacity(len);
+    for x in v {
+        out.extend_from_slice(&half::f16::from_f32(*x).to_le_bytes());
+    }
+    out.resize(len, 0);
+    out
 }
 
 /// How a kernel reads a tensor of `DType` (the WGSL load function it is compiled with).
@@ -104,6 +118,15 @@ impl Load {
     }
 }
 
+/// The workgroup tree reduction (`shaders/reduce.wgsl`: `WG`, `workgroup_sum`, `workgroup_max`)
+/// that row kernels share.
+pub(crate) const REDUCE: &str = include_str!("../../shaders/reduce.wgsl");
+
+/// `body` with the shared workgroup reduction prepended.
+pub(crate) fn with_reduce(body: &str) -> String {
+    format!("{REDUCE}{body}")
+}
+
 /// Prefix a shader with `enable f16;` when any of its loads needs it.
 pub(crate) fn with_enables(loads: &[Load], body: String) -> String {
     if loads.contains(&Load::F16Native) {
@@ -130,10 +153,13 @@ pub struct KernelCall {
     pub bytes: u64,
 }
 
+/// Workgroups a dispatch may have along one dimension (WebGPU's and most drivers' limit).
+pub const MAX_GROUPS: u32 = 65535;
+
 /// Splits a 1-D workgroup count into x/y so neither exceeds the 65535 per-dimension limit;
 /// kernels rebuild the linear id as `wg.x + wg.y * num_workgroups.x`.
 pub fn grid(groups: u32) -> [u32; 3] {
-    const MAX: u32 = 65535;
+    const MAX: u32 = MAX_GROUPS;
     if groups <= MAX {
         [groups.max(1), 1, 1]
     } else {
@@ -144,4 +170,38 @@ pub fn grid(groups: u32) -> [u32; 3] {
 
 pub(crate) fn f(x: f32) -> u32 {
     x.to_bits()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn f16_bytes_round_to_nearest_and_pad_to_whole_words() {
+        assert!(f16_bytes(&[]).is_empty());
+        // 1.0 = 0x3c00; -2.0 = 0xc000; 65504 = 0x7bff is the largest half. Near 1 a half's ulp
+        // is 2^-10: 1 + 2^-11 is a tie that goes to the even 0x3c00, 1 + 3·2^-11 one that goes to
+        // the even 0x3c02. 1e-8 underflows to +0.
+        let v = [
+            1.0,
+            -2.0,
+            65504.0,
+            1.0 + 2f32.powi(-11),
+            1.0 + 3.0 * 2f32.powi(-11),
+            1e-8,
+        ];
+        let b = f16_bytes(&v);
+        assert_eq!(b.len(), 12);
+        let words: Vec<u32> = bytemuck::pod_collect_to_vec(&b);
+        assert_eq!(words, vec![0xc000_3c00, 0x3c00_7bff, 0x0000_3c02]);
+        for n in 1..6 {
+            let b = f16_bytes(&vec![0.5; n]);
+            assert_eq!(b.len() as u64, DType::F16.bytes(n), "{n} values");
+            assert_eq!(b.len() % 4, 0);
+            // The padding half, if any, is zero.
+            if n % 2 == 1 {
+                assert_eq!(&b[2 * n..], &[0, 0]);
+            }
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! Row softmax with an additive mask (`shaders/softmax.wgsl`), in place.
 
-use super::{grid, KernelCall};
+use super::{grid, with_reduce, KernelCall};
 use crate::gpu::Gpu;
 use crate::Result;
 
@@ -25,10 +25,10 @@ impl Softmax {
     /// when `has_mask` is false).
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         // One invocation per row on CPU adapters, a workgroup per row elsewhere.
-        let rows_variant = self.per_row.unwrap_or(gpu.is_cpu());
+        let rows_variant = self.per_row.unwrap_or(gpu.cpu_kernels());
         let entry = if rows_variant { "main_rows" } else { "main" };
         let pipeline =
-            gpu.pipeline_entry(&format!("softmax.{entry}"), entry, || SOURCE.to_string())?;
+            gpu.pipeline_entry(&format!("softmax.{entry}"), entry, || with_reduce(SOURCE))?;
         let n = (self.rows * self.len) as u64;
         Ok(KernelCall {
             kind: "softmax",
@@ -112,16 +112,16 @@ mod tests {
                     mask_off: 0,
                     per_row: Some(per_row),
                 };
-                let mut xin = x.clone();
-                // Poison check: the kernel reads x, so poison cannot be used; instead every
-                // element must change from its (non-probability) input.
+                // In place, so the output cannot be poisoned: instead every element must differ
+                // from its input (random scores, none of them a probability of its row).
                 let call = sm.call(gpu).unwrap();
-                let out =
-                    testing::run(gpu, &call, &[Buf::F32(xin.clone()), Buf::F32(mask.clone())]);
+                let out = testing::run(gpu, &call, &[Buf::F32(x.clone()), Buf::F32(mask.clone())]);
+                if let Some(i) = out[0].iter().zip(&x).position(|(o, i)| o == i) {
+                    panic!("{sm:?}: element {i} was not written ({})", x[i]);
+                }
                 let r = sm.reference(&x, Some(&mask));
                 let err = testing::rel_err(&out[0], &r);
                 assert!(err < 1e-5, "{sm:?}: relative error {err:e}");
-                xin.clear();
             }
         }
     }

@@ -22,7 +22,17 @@ pub fn random(n: usize, seed: u64, scale: f32) -> Vec<f32> {
 
 /// Rounds to f16 and back, as an F16 buffer stores it.
 pub fn round_f16(v: &[f32]) -> Vec<f32> {
-    v.iter().map(|x| half::f16::from_f32(*x).to_f32()).collect()
+    let mut out = decode_f16(&super::f16_bytes(v));
+    out.truncate(v.len());
+    out
+}
+
+/// Little-endian halves to f32.
+fn decode_f16(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(2)
+        .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+        .collect()
 }
 
 /// ‖out − ref‖ / ‖ref‖, and asserts no NaN (an unwritten poisoned element) is left.
@@ -52,13 +62,7 @@ pub fn run(gpu: &Gpu, call: &KernelCall, bufs: &[Buf]) -> Vec<Vec<f32>> {
         .map(|b| {
             let bytes: Vec<u8> = match b {
                 Buf::F32(v) => bytemuck::cast_slice(v).to_vec(),
-                Buf::F16(v) => {
-                    let mut h: Vec<half::f16> = v.iter().map(|x| half::f16::from_f32(*x)).collect();
-                    if h.len() % 2 == 1 {
-                        h.push(half::f16::ZERO);
-                    }
-                    bytemuck::cast_slice(&h).to_vec()
-                }
+                Buf::F16(v) => super::f16_bytes(v),
                 Buf::U32(v) => bytemuck::cast_slice(v).to_vec(),
                 Buf::Poison(n) => bytemuck::cast_slice(&vec![f32::NAN; *n]).to_vec(),
             };
@@ -107,8 +111,9 @@ pub fn run(gpu: &Gpu, call: &KernelCall, bufs: &[Buf]) -> Vec<Vec<f32>> {
             let bytes = gpu.read_buffer(b, 0, b.size()).unwrap();
             match init {
                 Buf::F16(v) => {
-                    let h: &[half::f16] = bytemuck::cast_slice(&bytes);
-                    h[..v.len()].iter().map(|x| x.to_f32()).collect()
+                    let mut h = decode_f16(&bytes);
+                    h.truncate(v.len());
+                    h
                 }
                 _ => bytemuck::cast_slice(&bytes).to_vec(),
             }

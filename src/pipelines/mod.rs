@@ -12,7 +12,7 @@ pub mod tokenize;
 
 use crate::gpu::Gpu;
 use crate::models::config::HeadKind;
-use crate::models::{Model, Sequence};
+use crate::models::{Model, Readback, Sequence};
 use crate::{Error, Result};
 use classify::{ClassifyFunction, LabelScore, TopK};
 use embed::PoolingConfig;
@@ -44,10 +44,12 @@ pub struct RowOutput {
 
 /// Runs `seqs` in batches of similar lengths (sorted, so little padding is computed) and returns
 /// the outputs in input order. `progress` is told how many rows are done after each batch.
+/// `readback` says whether the last hidden state is needed besides the logits.
 pub fn forward_all(
     model: &Model,
     seqs: &[Sequence],
     batch: usize,
+    readback: Readback,
     progress: &dyn Fn(usize),
 ) -> Result<Vec<RowOutput>> {
     let mut order: Vec<usize> = (0..seqs.len()).collect();
@@ -66,7 +68,7 @@ pub fn forward_all(
             end += 1;
         }
         let rows: Vec<Sequence> = order[start..end].iter().map(|&i| seqs[i].clone()).collect();
-        let o = model.forward(&rows)?;
+        let o = model.forward_reading(&rows, readback)?;
         for (k, (logits, hidden)) in o.logits.into_iter().zip(o.last_hidden).enumerate() {
             out[order[start + k]] = Some(RowOutput {
                 logits,
@@ -157,7 +159,7 @@ impl Classifier {
     ) -> Result<Vec<Result<Vec<LabelScore>>>> {
         let max = max_len(&self.model, &self.tokenizer);
         let (encoded, ok) = encode_texts(&self.tokenizer, inputs, max);
-        let mut outs = forward_all(&self.model, &ok, batch, progress)?.into_iter();
+        let mut outs = forward_all(&self.model, &ok, batch, Readback::Head, progress)?.into_iter();
         let labels = &self.model.config.id2label;
         Ok(encoded
             .into_iter()
@@ -202,7 +204,7 @@ impl Embedder {
     ) -> Result<Vec<Result<Vec<f32>>>> {
         let (encoded, ok) = encode_texts(&self.tokenizer, inputs, self.max_len);
         let lens: Vec<usize> = ok.iter().map(|s| s.ids.len()).collect();
-        let outs = forward_all(&self.model, &ok, batch, progress)?;
+        let outs = forward_all(&self.model, &ok, batch, Readback::LastHidden, progress)?;
         let dim = self.model.config.hidden_size;
         let mut pooled = outs
             .iter()
@@ -265,7 +267,7 @@ impl QuestionAnswerer {
         // Progress in questions, not windows.
         let total_windows = seqs.len().max(1);
         let n = inputs.len();
-        let outs = forward_all(&self.model, &seqs, batch, &|w| {
+        let outs = forward_all(&self.model, &seqs, batch, Readback::Head, &|w| {
             progress(w * n / total_windows)
         })?;
         let mut outs = outs.into_iter();
