@@ -70,6 +70,17 @@ impl<'g> GraphBuilder<'g> {
         self.add(name, shape, DType::F32, TensorKind::Activation)
     }
 
+    /// The dtype of tensors passed between kernels: f16 under `--precision f16` where shaders
+    /// can write f16 (SHADER_F16), else f32. Statistics, accumulators and whatever the caller
+    /// keeps as f32 (the residual stream, outputs) stay f32.
+    pub fn activation_dtype(&self) -> DType {
+        if self.f16_inputs() && self.gpu.has_f16() {
+            DType::F16
+        } else {
+            DType::F32
+        }
+    }
+
     /// Keeps `t` alive to the end and reads it back after every run.
     pub fn output(&mut self, t: TensorId) {
         if !self.outputs.contains(&t) {
@@ -97,7 +108,8 @@ impl<'g> GraphBuilder<'g> {
         Ok(())
     }
 
-    /// `y = act(x·Wᵀ + b)` over the last axis of `x`; `w` is `[out, in]`.
+    /// `y = act(x·Wᵀ + b)` over the last axis of `x`; `w` is `[out, in]`; `y` in
+    /// [`activation_dtype`](Self::activation_dtype).
     pub fn linear(
         &mut self,
         label: &str,
@@ -105,6 +117,31 @@ impl<'g> GraphBuilder<'g> {
         w: TensorId,
         b: Option<TensorId>,
         act: Act,
+    ) -> Result<TensorId> {
+        let dtype = self.activation_dtype();
+        self.linear_as(label, x, w, b, act, dtype)
+    }
+
+    /// [`linear`](Self::linear) with an f32 output (a residual stream, logits read back).
+    pub fn linear_f32(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+        act: Act,
+    ) -> Result<TensorId> {
+        self.linear_as(label, x, w, b, act, DType::F32)
+    }
+
+    fn linear_as(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+        act: Act,
+        dtype: DType,
     ) -> Result<TensorId> {
         let ws = self.shape(w).to_vec();
         if ws.len() != 2 {
@@ -118,7 +155,7 @@ impl<'g> GraphBuilder<'g> {
         let m: usize = xs[..xs.len() - 1].iter().product();
         let mut out_shape = xs.clone();
         *out_shape.last_mut().unwrap() = n;
-        let y = self.activation(label, &out_shape);
+        let y = self.add(label, &out_shape, dtype, TensorKind::Activation);
         let mut mm = Matmul::linear(m, n, k);
         mm.act = act;
         self.matmul(label, mm, x, w, b, y)?;
@@ -126,7 +163,7 @@ impl<'g> GraphBuilder<'g> {
     }
 
     /// Whether matmuls may round their inputs to f16 (the device's f16 precision).
-    fn f16_inputs(&self) -> bool {
+    pub fn f16_inputs(&self) -> bool {
         self.gpu.precision() == crate::gpu::Precision::F16
     }
 
@@ -166,6 +203,8 @@ impl<'g> GraphBuilder<'g> {
         c: TensorId,
     ) -> Result<()> {
         mm.b_dtype = self.tensors[b.0].dtype;
+        mm.a_dtype = self.tensors[a.0].dtype;
+        mm.c_dtype = self.tensors[c.0].dtype;
         mm.bias = bias.is_some();
         mm.f16_inputs |= self.f16_inputs();
         if let Some(bias) = bias {
@@ -216,6 +255,7 @@ impl<'g> GraphBuilder<'g> {
             eps,
             residual: residual.is_some(),
             per_row: None,
+            x_dtype: self.tensors[x.0].dtype,
         };
         let call = ln.call(self.gpu)?;
         self.node(
@@ -291,11 +331,11 @@ impl<'g> GraphBuilder<'g> {
 
     /// Multi-head self-attention core, one fused kernel: `softmax(Q·Kᵀ/√d + bias + mask)·V`
     /// per head, with `qkv` `[batch, seq, 3·hidden]` (Q, K, V side by side on the last axis,
-    /// heads interleaved within each), an additive key mask `[batch, seq]` (0 or `f32::MIN`) and
-    /// optionally an additive position `bias`, f32 `[heads, seq, seq]` (shared by the batch) or
-    /// `[batch·heads, seq, seq]`, and a sliding `window` (key `j` visible to query `i` only when
-    /// `|i − j| ≤ window / 2`; 0 is global attention). Returns the context
-    /// `[batch, seq, hidden]`, heads interleaved.
+    /// heads interleaved within each; f32 or f16), an additive key mask `[batch, seq]` (0 or
+    /// `f32::MIN`) and optionally an additive position `bias`, f32 `[heads, seq, seq]` (shared
+    /// by the batch) or `[batch·heads, seq, seq]`, and a sliding `window` (key `j` visible to
+    /// query `i` only when `|i − j| ≤ window / 2`; 0 is global attention). Returns the context
+    /// `[batch, seq, hidden]` in f32, heads interleaved.
     pub fn attention(
         &mut self,
         label: &str,
@@ -319,6 +359,8 @@ impl<'g> GraphBuilder<'g> {
             )));
         }
         let mut at = Attention::packed_qkv(bsz, seq, heads, h / heads);
+        // Q, K, V as the projection wrote them (f16 under --precision f16); the context is f32.
+        at.dtype = self.tensors[qkv.0].dtype;
         at.window = window;
         if let Some(b) = bias {
             let bs = self.shape(b).to_vec();

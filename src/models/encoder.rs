@@ -488,7 +488,7 @@ impl Network {
         )?;
         if let Some(p) = &self.project {
             let (w, b) = self.lin_ids(g, p);
-            x = g.linear("embeddings.project", x, w, b, Act::Identity)?;
+            x = g.linear_f32("embeddings.project", x, w, b, Act::Identity)?;
         }
         let mut hidden = vec![x];
         for (i, l) in self.layers.iter().enumerate() {
@@ -516,14 +516,14 @@ impl Network {
                     Some((d, act)) => {
                         let (dw, db) = self.lin_ids(g, d);
                         let p = g.linear_first_token("head.dense", x, dw, db, *act)?;
-                        g.linear("head.out", p, w, b, Act::Identity)?
+                        g.linear_f32("head.out", p, w, b, Act::Identity)?
                     }
                     None => g.linear_first_token("head.out", x, w, b, Act::Identity)?,
                 })
             }
             Head::QuestionAnswering(l) => {
                 let (w, b) = self.lin_ids(g, l);
-                Some(g.linear("head.qa", x, w, b, Act::Identity)?)
+                Some(g.linear_f32("head.qa", x, w, b, Act::Identity)?)
             }
         };
         // Read back only what the caller needs: a BERT-base 32 × 128 last hidden state is 12.6 MB.
