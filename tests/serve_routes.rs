@@ -431,7 +431,11 @@ fn qa_matches_squad_goldens() {
 fn rerank_matches_cross_encoder_pair_scores() {
     let tasks = jsonl("tiny2/tiny-tasks.hf.jsonl");
     for model in ["tiny-bert-cross", "tiny-xlm-roberta-cross"] {
-        let srv = Server::start(&shared().join("fixtures/tiny2").join(model), &[]);
+        // The first model runs with --auto-truncate (over-long inputs are cut to its 64
+        // positions), the second without (they get 413).
+        let auto = model == "tiny-bert-cross";
+        let flags: &[&str] = if auto { &["--auto-truncate"] } else { &[] };
+        let srv = Server::start(&shared().join("fixtures/tiny2").join(model), flags);
         assert_eq!(
             srv.get("/info").body["model_type"]["reranker"]["id2label"]["0"],
             "LABEL_0"
@@ -490,6 +494,25 @@ fn rerank_matches_cross_encoder_pair_scores() {
                 let d = (g[0]["score"].as_f64().unwrap() - w[0]["score"].as_f64().unwrap()).abs();
                 assert!(d < 1e-5, "{model} /predict {g} vs {w}");
             }
+        }
+        let long = "radium ".repeat(100);
+        let r = srv.post("/rerank", &json!({"query": "q", "texts": ["short", long]}));
+        let r_off = srv.post(
+            "/rerank",
+            &json!({"query": "q", "texts": ["short", long], "truncate": false}),
+        );
+        let r_on = srv.post(
+            "/rerank",
+            &json!({"query": "q", "texts": ["short", long], "truncate": true}),
+        );
+        assert_eq!(r_on.status, 200, "{:?}", r_on.body);
+        let msg = assert_error(&r_off, 413, "validation");
+        assert!(msg.contains("input 1") && msg.contains("at most"), "{msg}");
+        if auto {
+            assert_eq!(r.status, 200, "{:?}", r.body);
+            assert_eq!(r.body, r_on.body);
+        } else {
+            assert_error(&r, 413, "validation");
         }
         assert_error(
             &srv.post("/rerank", &json!({"query": "q", "texts": []})),

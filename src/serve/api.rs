@@ -2,6 +2,8 @@
 //! loosely typed `inputs` fields into texts, with messages that say what was expected.
 
 use super::error::ApiError;
+use crate::pipelines::classify::LabelScore;
+use crate::pipelines::qa::QaAnswer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -92,6 +94,52 @@ pub struct OpenAiEmbeddingsRequest {
     pub dimensions: Option<usize>,
     #[serde(default)]
     pub user: Option<Value>,
+}
+
+/// `/predict`'s answer: one list of labels for a single string, a list of them otherwise.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum PredictResponse {
+    Single(Vec<LabelScore>),
+    Batch(Vec<Vec<LabelScore>>),
+}
+
+/// `/qa`'s answer: transformers returns one answer object for `top_k` 1, a list otherwise.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum QaResponse {
+    One(QaAnswer),
+    Many(Vec<QaAnswer>),
+}
+
+/// `/v1/embeddings`' answer, fields in OpenAI's order.
+#[derive(Debug, Serialize)]
+pub struct OpenAiEmbeddingsResponse {
+    pub object: &'static str,
+    pub data: Vec<OpenAiEmbedding>,
+    pub model: String,
+    pub usage: OpenAiUsage,
+}
+
+#[derive(Debug, Serialize)]
+pub struct OpenAiEmbedding {
+    pub object: &'static str,
+    pub index: usize,
+    pub embedding: EmbeddingValue,
+}
+
+/// Floats, or (`encoding_format: "base64"`) the little-endian f32 bytes in base64.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum EmbeddingValue {
+    Float(Vec<f32>),
+    Base64(String),
+}
+
+#[derive(Debug, Serialize)]
+pub struct OpenAiUsage {
+    pub prompt_tokens: usize,
+    pub total_tokens: usize,
 }
 
 /// `POST /tokenize` (TEI).

@@ -1,7 +1,10 @@
 //! The HTTP routes: parse and validate on the async runtime, tokenize, queue the sequences for the
 //! GPU thread, post-process with the pipelines' own functions, answer JSON.
 
-use super::api::{self, OpenAiInput, PairInput, Rank, SimpleToken};
+use super::api::{
+    self, EmbeddingValue, OpenAiEmbedding, OpenAiEmbeddingsResponse, OpenAiInput, OpenAiUsage,
+    PairInput, PredictResponse, QaResponse, Rank, SimpleToken,
+};
 use super::batcher::Job;
 use super::error::{ApiError, ErrorType};
 use super::{AppState, Task};
@@ -55,9 +58,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         // tower-http's limit alone (axum's default 2 MB limit would otherwise apply too).
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(payload_limit))
-        .layer(middleware::map_response_with_state(
+        .layer(middleware::from_fn_with_state(
             state.clone(),
-            json_errors,
+            declared_too_large,
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TraceLayer::new_for_http())
@@ -108,16 +111,38 @@ async fn limit_concurrency(State(s): S, req: Request, next: Next) -> Response {
     resp
 }
 
-/// Answers that left the router without our JSON body (tower-http's early 413 on a declared
-/// Content-Length over the limit) get one.
-async fn json_errors(State(s): S, resp: Response) -> Response {
-    if resp.status() == StatusCode::PAYLOAD_TOO_LARGE
-        && resp.extensions().get::<ErrorType>().is_none()
-    {
-        return payload_too_large(&s).into_response();
+/// Bodies declared (Content-Length) over `--payload-limit`: read and dropped (up to
+/// [`DRAIN_LIMIT`]) before answering 413, so the client finishes sending and reads the JSON error
+/// instead of a connection reset. Bodies without a declared length are limited as they stream by
+/// tower-http's limit further in.
+async fn declared_too_large(State(s): S, req: Request, next: Next) -> Response {
+    use http_body_util::BodyExt;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(n) = declared.filter(|&n| n > s.opts.payload_limit as u64) else {
+        return next.run(req).await;
+    };
+    if n <= DRAIN_LIMIT {
+        let mut body = req.into_body();
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
     }
+    let mut resp = payload_too_large(&s).into_response();
+    resp.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     resp
 }
+
+/// The most bytes of an over-limit body read (and dropped) to answer it cleanly.
+const DRAIN_LIMIT: u64 = 64 << 20;
 
 fn payload_too_large(s: &AppState) -> ApiError {
     ApiError::too_large(format!(
@@ -432,7 +457,7 @@ async fn embed(State(s): S, body: RawBody) -> ApiResult<Json<Vec<Vec<f32>>>> {
     Ok(Json(pool_rows(&s, &outs, &lens, &cfg, req.dimensions)?))
 }
 
-async fn predict(State(s): S, body: RawBody) -> ApiResult<Json<Value>> {
+async fn predict(State(s): S, body: RawBody) -> ApiResult<Json<PredictResponse>> {
     let function = s.classifier("/predict")?;
     let req: api::PredictRequest = body.parse()?;
     api::check_truncation_direction(&req.truncation_direction)?;
@@ -453,14 +478,14 @@ async fn predict(State(s): S, body: RawBody) -> ApiResult<Json<Value>> {
         function
     };
     let labels = &s.info.config.id2label;
-    let mut all: Vec<Value> = outs
+    let mut all: Vec<_> = outs
         .iter()
-        .map(|o| json!(classify::postprocess(&o.logits, f, labels, TopK::All)))
+        .map(|o| classify::postprocess(&o.logits, f, labels, TopK::All))
         .collect();
     Ok(Json(if single {
-        all.pop().expect("one input")
+        PredictResponse::Single(all.pop().expect("one input"))
     } else {
-        Value::Array(all)
+        PredictResponse::Batch(all)
     }))
 }
 
@@ -505,7 +530,7 @@ async fn rerank(State(s): S, body: RawBody) -> ApiResult<Json<Vec<Rank>>> {
     Ok(Json(ranks))
 }
 
-async fn qa_route(State(s): S, body: RawBody) -> ApiResult<Json<Value>> {
+async fn qa_route(State(s): S, body: RawBody) -> ApiResult<Json<QaResponse>> {
     if !matches!(s.info.task, Task::Qa) {
         return Err(s.wrong_model(
             "/qa",
@@ -547,13 +572,17 @@ async fn qa_route(State(s): S, body: RawBody) -> ApiResult<Json<Value>> {
     let answers =
         qa::decode(&feats, &starts, &ends, &p).map_err(|e| ApiError::from_input(&e, None))?;
     // transformers returns a dict for top_k 1 and a list otherwise (as `wgformer qa --json`).
-    Ok(Json(match (p.top_k, answers.as_slice()) {
-        (1, [one]) => json!(one),
-        _ => json!(answers),
+    Ok(Json(if p.top_k == 1 && answers.len() == 1 {
+        QaResponse::One(answers.into_iter().next().expect("one answer"))
+    } else {
+        QaResponse::Many(answers)
     }))
 }
 
-async fn openai_embeddings(State(s): S, body: RawBody) -> ApiResult<Json<Value>> {
+async fn openai_embeddings(
+    State(s): S,
+    body: RawBody,
+) -> ApiResult<Json<OpenAiEmbeddingsResponse>> {
     let pooling = s.pooling("/v1/embeddings")?;
     let req: api::OpenAiEmbeddingsRequest = body.parse()?;
     let base64 = match req.encoding_format.as_deref() {
@@ -581,25 +610,29 @@ async fn openai_embeddings(State(s): S, body: RawBody) -> ApiResult<Json<Value>>
     let tokens: usize = lens.iter().sum();
     let outs = s.run(seqs).await?;
     let vectors = pool_rows(&s, &outs, &lens, &pooling, req.dimensions)?;
-    let data: Vec<Value> = vectors
+    let data = vectors
         .into_iter()
         .enumerate()
-        .map(|(index, v)| {
-            let embedding = if base64 {
+        .map(|(index, v)| OpenAiEmbedding {
+            object: "embedding",
+            index,
+            embedding: if base64 {
                 let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+                EmbeddingValue::Base64(base64::engine::general_purpose::STANDARD.encode(bytes))
             } else {
-                json!(v)
-            };
-            json!({"object": "embedding", "index": index, "embedding": embedding})
+                EmbeddingValue::Float(v)
+            },
         })
         .collect();
-    Ok(Json(json!({
-        "object": "list",
-        "data": data,
-        "model": s.opts.model_id,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    })))
+    Ok(Json(OpenAiEmbeddingsResponse {
+        object: "list",
+        data,
+        model: s.opts.model_id.clone(),
+        usage: OpenAiUsage {
+            prompt_tokens: tokens,
+            total_tokens: tokens,
+        },
+    }))
 }
 
 async fn tokenize(State(s): S, body: RawBody) -> ApiResult<Json<Vec<Vec<SimpleToken>>>> {
