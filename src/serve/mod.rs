@@ -132,6 +132,8 @@ pub(crate) struct AppState {
 struct ModelRunner {
     model: Model,
     readback: Readback,
+    /// Cleared when the device is lost: `/health` then answers 503.
+    healthy: Arc<AtomicBool>,
 }
 
 impl Runner for ModelRunner {
@@ -142,7 +144,14 @@ impl Runner for ModelRunner {
         self.model.max_batch(seq)
     }
     fn run(&mut self, rows: &[Sequence]) -> Result<Vec<RowOutput>> {
-        let out = self.model.forward_reading(rows, self.readback)?;
+        let out = self
+            .model
+            .forward_reading(rows, self.readback)
+            .inspect_err(|e| {
+                if matches!(e, Error::Gpu(m) if m.contains("device was lost")) {
+                    self.healthy.store(false, Ordering::SeqCst);
+                }
+            })?;
         Ok(out
             .logits
             .into_iter()
@@ -156,7 +165,11 @@ impl Runner for ModelRunner {
 }
 
 /// Loads the folder with the pipeline its head calls for.
-fn load(dir: &std::path::Path, gpu: &Arc<Gpu>) -> Result<(ModelRunner, ModelInfo)> {
+fn load(
+    dir: &std::path::Path,
+    gpu: &Arc<Gpu>,
+    healthy: Arc<AtomicBool>,
+) -> Result<(ModelRunner, ModelInfo)> {
     let head = ModelConfig::load(dir)?.head;
     let (model, tokenizer, task, max_input_length, readback) = match head {
         HeadKind::Base => {
@@ -186,7 +199,14 @@ fn load(dir: &std::path::Path, gpu: &Arc<Gpu>) -> Result<(ModelRunner, ModelInfo
         weights_dtype: model.weights_dtype.clone(),
         parameters: model.parameters,
     };
-    Ok((ModelRunner { model, readback }, info))
+    Ok((
+        ModelRunner {
+            model,
+            readback,
+            healthy,
+        },
+        info,
+    ))
 }
 
 /// A started server: the model is loaded on its GPU thread and the port is bound.
@@ -226,7 +246,7 @@ impl Server {
             std::thread::Builder::new()
                 .name("wgformer-gpu".into())
                 .spawn(move || {
-                    let (mut runner, info) = match load(&dir, &gpu) {
+                    let (mut runner, info) = match load(&dir, &gpu, healthy.clone()) {
                         Ok(x) => x,
                         Err(e) => {
                             let _ = ready_tx.send(Err(e));

@@ -424,6 +424,18 @@ fn pool_rows(
         .collect())
 }
 
+/// Runs `f` (tokenization: CPU work that grows with the payload) on tokio's blocking pool, so
+/// a large request never stalls the runtime's workers serving other connections.
+async fn off_runtime<T: Send + 'static>(
+    s: &Arc<AppState>,
+    f: impl FnOnce(&AppState) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let s = s.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|e| ApiError::backend(format!("tokenization failed: {e}")))?
+}
+
 fn index_if(many: bool, i: usize) -> Option<usize> {
     many.then_some(i)
 }
@@ -443,11 +455,14 @@ async fn embed(State(s): S, body: RawBody) -> ApiResult<Json<Vec<Vec<f32>>>> {
     let (texts, single) = api::texts("inputs", &req.inputs)?;
     s.check_count(texts.len(), "inputs")?;
     let truncate = s.truncating(req.truncate);
-    let seqs = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| s.encode(index_if(!single, i), t, None, truncate))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let seqs = off_runtime(&s, move |s| {
+        texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| s.encode(index_if(!single, i), t, None, truncate))
+            .collect::<ApiResult<Vec<_>>>()
+    })
+    .await?;
     let lens: Vec<usize> = seqs.iter().map(|q| q.ids.len()).collect();
     let outs = s.run(seqs).await?;
     let cfg = PoolingConfig {
@@ -464,13 +479,16 @@ async fn predict(State(s): S, body: RawBody) -> ApiResult<Json<PredictResponse>>
     let (inputs, single) = api::predict_inputs(&req.inputs)?;
     s.check_count(inputs.len(), "inputs")?;
     let truncate = s.truncating(req.truncate);
-    let seqs = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, PairInput { text, pair })| {
-            s.encode(index_if(!single, i), text, pair.as_deref(), truncate)
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let seqs = off_runtime(&s, move |s| {
+        inputs
+            .iter()
+            .enumerate()
+            .map(|(i, PairInput { text, pair })| {
+                s.encode(index_if(!single, i), text, pair.as_deref(), truncate)
+            })
+            .collect::<ApiResult<Vec<_>>>()
+    })
+    .await?;
     let outs = s.run(seqs).await?;
     let f = if req.raw_scores {
         ClassifyFunction::None
@@ -503,12 +521,16 @@ async fn rerank(State(s): S, body: RawBody) -> ApiResult<Json<Vec<Rank>>> {
     api::check_truncation_direction(&req.truncation_direction)?;
     s.check_count(req.texts.len(), "texts")?;
     let truncate = s.truncating(req.truncate);
-    let seqs = req
-        .texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| s.encode(Some(i), &req.query, Some(t), truncate))
-        .collect::<ApiResult<Vec<_>>>()?;
+    let (seqs, req) = off_runtime(&s, move |s| {
+        let seqs = req
+            .texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| s.encode(Some(i), &req.query, Some(t), truncate))
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok((seqs, req))
+    })
+    .await?;
     let outs = s.run(seqs).await?;
     let f = if req.raw_scores {
         ClassifyFunction::None
@@ -553,8 +575,17 @@ async fn qa_route(State(s): S, body: RawBody) -> ApiResult<Json<QaResponse>> {
             .unwrap_or(d.handle_impossible_answer),
         align_to_words: req.align_to_words.unwrap_or(d.align_to_words),
     };
-    let feats = qa::prepare(s.info.tokenizer.inner(), &req.question, &req.context, &p)
-        .map_err(|e| ApiError::from_input(&e, None))?;
+    let params = p.clone();
+    let feats = off_runtime(&s, move |s| {
+        qa::prepare(
+            s.info.tokenizer.inner(),
+            &req.question,
+            &req.context,
+            &params,
+        )
+        .map_err(|e| ApiError::from_input(&e, None))
+    })
+    .await?;
     let seqs: Vec<Sequence> = feats
         .windows
         .iter()
@@ -598,14 +629,17 @@ async fn openai_embeddings(
     s.check_count(inputs.len(), "input")?;
     let truncate = s.opts.auto_truncate;
     let many = inputs.len() > 1;
-    let seqs = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, inp)| match inp {
-            OpenAiInput::Text(t) => s.encode(index_if(many, i), &t, None, truncate),
-            OpenAiInput::Ids(ids) => s.check_ids(index_if(many, i), ids, truncate),
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
+    let seqs = off_runtime(&s, move |s| {
+        inputs
+            .into_iter()
+            .enumerate()
+            .map(|(i, inp)| match inp {
+                OpenAiInput::Text(t) => s.encode(index_if(many, i), &t, None, truncate),
+                OpenAiInput::Ids(ids) => s.check_ids(index_if(many, i), ids, truncate),
+            })
+            .collect::<ApiResult<Vec<_>>>()
+    })
+    .await?;
     let lens: Vec<usize> = seqs.iter().map(|q| q.ids.len()).collect();
     let tokens: usize = lens.iter().sum();
     let outs = s.run(seqs).await?;
@@ -644,47 +678,63 @@ async fn tokenize(State(s): S, body: RawBody) -> ApiResult<Json<Vec<Vec<SimpleTo
     }
     let (texts, single) = api::texts("inputs", &req.inputs)?;
     s.check_count(texts.len(), "inputs")?;
-    let tok = s.info.tokenizer.inner();
-    let mut out = Vec::with_capacity(texts.len());
-    for (i, text) in texts.iter().enumerate() {
-        let enc = tok
-            .encode(text.as_str(), req.add_special_tokens)
-            .map_err(|e| {
-                ApiError::from_input(
-                    &crate::Error::Tokenizer(format!("cannot encode text: {e}")),
-                    index_if(!single, i),
-                )
-            })?;
-        let special = enc.get_special_tokens_mask();
-        let tokens = enc
-            .get_ids()
+    let add_special = req.add_special_tokens;
+    let out = off_runtime(&s, move |s| {
+        texts
             .iter()
-            .zip(enc.get_tokens())
-            .zip(enc.get_offsets())
             .enumerate()
-            .map(|(k, ((&id, piece), &(start, stop)))| {
-                if special.get(k).is_some_and(|&m| m == 1) {
-                    SimpleToken {
-                        id,
-                        text: piece.clone(),
-                        special: true,
-                        start: None,
-                        stop: None,
-                    }
-                } else {
-                    SimpleToken {
-                        id,
-                        text: text.get(start..stop).unwrap_or(piece).to_string(),
-                        special: false,
-                        start: Some(start),
-                        stop: Some(stop),
-                    }
-                }
-            })
-            .collect();
-        out.push(tokens);
-    }
+            .map(|(i, text)| tokens_of(s, text, add_special, index_if(!single, i)))
+            .collect::<ApiResult<Vec<_>>>()
+    })
+    .await?;
     Ok(Json(out))
+}
+
+/// TEI's tokens of one text: byte offsets into it, none for special tokens.
+fn tokens_of(
+    s: &AppState,
+    text: &str,
+    add_special: bool,
+    index: Option<usize>,
+) -> ApiResult<Vec<SimpleToken>> {
+    let enc = s
+        .info
+        .tokenizer
+        .inner()
+        .encode(text, add_special)
+        .map_err(|e| {
+            ApiError::from_input(
+                &crate::Error::Tokenizer(format!("cannot encode text: {e}")),
+                index,
+            )
+        })?;
+    let special = enc.get_special_tokens_mask();
+    Ok(enc
+        .get_ids()
+        .iter()
+        .zip(enc.get_tokens())
+        .zip(enc.get_offsets())
+        .enumerate()
+        .map(|(k, ((&id, piece), &(start, stop)))| {
+            if special.get(k).is_some_and(|&m| m == 1) {
+                SimpleToken {
+                    id,
+                    text: piece.clone(),
+                    special: true,
+                    start: None,
+                    stop: None,
+                }
+            } else {
+                SimpleToken {
+                    id,
+                    text: text.get(start..stop).unwrap_or(piece).to_string(),
+                    special: false,
+                    start: Some(start),
+                    stop: Some(stop),
+                }
+            }
+        })
+        .collect())
 }
 
 pub(crate) fn info_json(s: &AppState) -> Value {
