@@ -6,7 +6,8 @@
 //! - [`graph`]: tensors, nodes, liveness buffer plan, one-submit executor (knows no model);
 //! - [`profiler`]: per-node GPU timing of graph runs (above the graph it times);
 //! - [`models`]: Hugging Face config/weights and one file per architecture, building graphs;
-//! - [`pipelines`]: tokenization and post-processing (QA spans, labels, pooling), plain Rust.
+//! - [`pipelines`]: tokenization and post-processing (QA spans, labels, pooling), plain Rust;
+//! - [`serve`]: the HTTP server (routes, request queue, batcher on one GPU thread).
 
 pub mod bench;
 pub mod error;
@@ -17,6 +18,7 @@ pub mod models;
 pub mod ops;
 pub mod pipelines;
 pub mod profiler;
+pub mod serve;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions};

@@ -5,6 +5,7 @@ mod bench;
 mod devices;
 mod info;
 mod profile;
+mod serve;
 mod tasks;
 
 use clap::{Args, Parser, Subcommand};
@@ -80,6 +81,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Per-kernel GPU timing of a model's forward pass, with a Chrome trace.
     Profile(profile::ProfileArgs),
+    /// HTTP inference server (TEI and OpenAI routes) with dynamic batching.
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -92,5 +95,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Profile(a) => profile::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
