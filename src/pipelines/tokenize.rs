@@ -134,6 +134,9 @@ impl TextTokenizer {
             .tok
             .encode(text, false)
             .map_err(|e| Error::Tokenizer(format!("cannot encode text: {e}")))?;
+        // An empty pair is no pair: transformers' fast tokenizers encode `(text, "")` as `text`
+        // alone (`[(text, text_pair)] if text_pair else [text]`), so the pipelines do too.
+        let pair = pair.filter(|p| !p.is_empty());
         let second = match pair {
             Some(p) => {
                 let mut e = self
@@ -330,6 +333,11 @@ mod tests {
         let alone = tok.encode("a good film", None, None).unwrap().ids.len() - 2;
         assert_eq!(pair_len, alone + 1, "pair kept whole, plus its [SEP]");
         assert!(tok.encode(&long, Some("x"), Some(3)).is_err());
+        // An empty pair is dropped, as transformers' fast tokenizers drop it.
+        assert_eq!(
+            tok.encode("a good film", Some(""), None).unwrap(),
+            tok.encode("a good film", None, None).unwrap()
+        );
     }
 
     /// all-MiniLM-L6-v2 embedding inputs (max_length 256) come out the same with minilm-sst2's tokenizer.
