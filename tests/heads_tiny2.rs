@@ -13,7 +13,16 @@ const NER: [&str; 3] = ["tiny-bert-ner", "tiny-roberta-ner", "tiny-xlm-roberta-n
 
 #[test]
 fn ner_models_match_golden_hidden_states_and_token_logits() {
-    let gpu = gpu();
+    ner_parity(&gpu());
+}
+
+/// The same with the workgroup-memory (GPU) kernel variants forced, the tiled matmul included.
+#[test]
+fn ner_models_match_goldens_with_gpu_kernels() {
+    ner_parity(wgformer::gpu::test_gpu_gpu_kernels());
+}
+
+fn ner_parity(gpu: &std::sync::Arc<wgformer::Gpu>) {
     let dir = shared().join("fixtures/tiny2");
     let meta = json(dir.join("tiny-golden.json"));
     let golden = Golden::open(dir.join("tiny-golden.safetensors"));
@@ -24,7 +33,7 @@ fn ner_models_match_golden_hidden_states_and_token_logits() {
             .iter()
             .find(|c| c["model"] == name)
             .unwrap_or_else(|| panic!("{name} not in tiny2/tiny-golden.json"));
-        let model = Model::load(&dir.join(name), &gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = Model::load(&dir.join(name), gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(model.config.head, HeadKind::TokenClassification, "{name}");
         assert_eq!(
             model.config.architecture,
@@ -72,10 +81,18 @@ fn ner_models_match_golden_hidden_states_and_token_logits() {
 /// hidden states of an MLM checkpoint skips the vocabulary-wide head.
 #[test]
 fn masked_lm_head_on_selected_tokens_equals_every_token() {
-    let gpu = gpu();
+    masked_lm_selection(&gpu());
+}
+
+#[test]
+fn masked_lm_selection_with_gpu_kernels() {
+    masked_lm_selection(wgformer::gpu::test_gpu_gpu_kernels());
+}
+
+fn masked_lm_selection(gpu: &std::sync::Arc<wgformer::Gpu>) {
     let dir = shared().join("fixtures/tiny2");
     for name in ["tiny-bert-mlm", "tiny-distilbert-mlm", "tiny-roberta-mlm"] {
-        let model = Model::load(&dir.join(name), &gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let model = Model::load(&dir.join(name), gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(model.config.head, HeadKind::MaskedLm, "{name}");
         let vocab = model.config.vocab_size;
         let rows = vec![
@@ -105,5 +122,133 @@ fn masked_lm_head_on_selected_tokens_equals_every_token() {
         let hidden = model.forward_reading(&rows, Readback::LastHidden).unwrap();
         assert!(hidden.logits.iter().all(Vec::is_empty), "{name}");
         assert_eq!(hidden.last_hidden[1].len(), 5 * model.config.hidden_size);
+    }
+}
+
+/// A tiny deterministic generator for made-up head weights.
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((x >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// ELECTRA's generator head and ALBERT's MLM head (no transformers goldens in shared/): a copy
+/// of the tiny/ model turned into `*ForMaskedLM` with made-up head weights, its logits at
+/// selected tokens against a CPU f64 reference over the model's own last hidden state. Checks
+/// the names, the hidden → embedding_size projection, the activation (ELECTRA: exact gelu;
+/// ALBERT: the config's gelu_new), the LayerNorm over embedding_size and the tied decoder
+/// `[vocab, embedding_size]` with its bias.
+#[test]
+fn electra_and_albert_masked_lm_heads_match_a_cpu_reference() {
+    use safetensors::tensor::TensorView;
+    use safetensors::{Dtype, SafeTensors};
+    use wgformer::ops::activation::Act;
+    let gpu = gpu();
+    for (name, arch, dense, norm, bias, act) in [
+        (
+            "tiny-electra",
+            "ElectraForMaskedLM",
+            "generator_predictions.dense",
+            "generator_predictions.LayerNorm",
+            "generator_lm_head.bias",
+            Act::Gelu,
+        ),
+        (
+            "tiny-albert",
+            "AlbertForMaskedLM",
+            "predictions.dense",
+            "predictions.LayerNorm",
+            "predictions.bias",
+            Act::GeluNew,
+        ),
+    ] {
+        let src = shared().join("fixtures/tiny").join(name);
+        let dir = std::env::temp_dir().join(format!("wgformer-mlm-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            if src.join(f).exists() {
+                std::fs::copy(src.join(f), dir.join(f)).unwrap();
+            }
+        }
+        let mut cfg = json(src.join("config.json"));
+        cfg["architectures"] = serde_json::json!([arch]);
+        std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+        let (h, e, vocab) = (32usize, 16usize, 1000usize);
+        let eps = cfg["layer_norm_eps"].as_f64().unwrap_or(1e-12);
+        let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(n, t)| (n, t.shape().to_vec(), t.data().to_vec()))
+            .collect();
+        let word: Vec<f32> = tensors
+            .iter()
+            .find(|t| t.0.ends_with("embeddings.word_embeddings.weight"))
+            .map(|t| bytemuck::pod_collect_to_vec(&t.2))
+            .unwrap();
+        let head = [
+            (format!("{dense}.weight"), vec![e, h], values(e * h, 1, 0.3)),
+            (format!("{dense}.bias"), vec![e], values(e, 2, 0.1)),
+            (format!("{norm}.weight"), vec![e], values(e, 3, 0.5)),
+            (format!("{norm}.bias"), vec![e], values(e, 4, 0.1)),
+            (bias.to_string(), vec![vocab], values(vocab, 5, 0.2)),
+        ];
+        for (n, shape, v) in &head {
+            tensors.push((n.clone(), shape.clone(), bytemuck::cast_slice(v).to_vec()));
+        }
+        let views: Vec<(String, TensorView)> = tensors
+            .iter()
+            .map(|(n, s, b)| {
+                (
+                    n.clone(),
+                    TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+
+        let model = Model::load(&dir, &gpu).unwrap_or_else(|err| panic!("{name}: {err}"));
+        assert_eq!(model.config.head, HeadKind::MaskedLm);
+        let rows = vec![
+            Sequence::new(vec![2, 40, 41, 42, 43, 44, 3]),
+            Sequence::new(vec![2, 50, 3]),
+        ];
+        let hidden = model.forward_reading(&rows, Readback::LastHidden).unwrap();
+        let pick = [(0, 3), (1, 1), (0, 6)];
+        let got = model.forward_selected(&rows, &pick).unwrap();
+        let (dw, db, g, b, vb) = (&head[0].2, &head[1].2, &head[2].2, &head[3].2, &head[4].2);
+        for (k, &(r, t)) in pick.iter().enumerate() {
+            let x = &hidden.last_hidden[r][t * h..(t + 1) * h];
+            let y: Vec<f64> = (0..e)
+                .map(|o| {
+                    let s: f64 = (0..h).map(|i| dw[o * h + i] as f64 * x[i] as f64).sum();
+                    act.reference(s + db[o] as f64)
+                })
+                .collect();
+            let mean = y.iter().sum::<f64>() / e as f64;
+            let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / e as f64;
+            let n: Vec<f64> = (0..e)
+                .map(|i| (y[i] - mean) / (var + eps).sqrt() * g[i] as f64 + b[i] as f64)
+                .collect();
+            let want: Vec<f32> = (0..vocab)
+                .map(|v| {
+                    let s: f64 = (0..e).map(|i| word[v * e + i] as f64 * n[i]).sum();
+                    (s + vb[v] as f64) as f32
+                })
+                .collect();
+            let d = max_abs(&got.logits[k], &want);
+            assert!(d < 1e-4, "{name} ({r},{t}): max |diff| {d:e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
