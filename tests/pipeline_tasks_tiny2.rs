@@ -170,11 +170,11 @@ fn text_of(r: &Value) -> String {
     r["inputs"]["text"].as_str().unwrap().to_string()
 }
 
+/// A pipeline call on texts with a batch size.
+type Run<'a, T> = &'a dyn Fn(&[String], usize) -> Vec<wgformer::Result<T>>;
+
 /// Runs `f` on all texts together and on each alone: (how, results).
-fn both<T>(
-    texts: &[String],
-    f: &dyn Fn(&[String], usize) -> Vec<wgformer::Result<T>>,
-) -> Vec<(&'static str, Vec<wgformer::Result<T>>)> {
+fn both<T>(texts: &[String], f: Run<T>) -> Vec<(&'static str, Vec<wgformer::Result<T>>)> {
     let batched = f(texts, 8);
     let alone = texts
         .iter()
