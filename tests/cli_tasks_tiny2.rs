@@ -4,16 +4,13 @@
 //! place of what fails; and `wgformer info` naming the new heads.
 
 mod common;
-use common::*;
+mod tiny2_util;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
+use tiny2_util::*;
 
 const TOL: f64 = 1e-4;
-
-fn tiny2(name: &str) -> PathBuf {
-    shared().join("fixtures/tiny2").join(name)
-}
 
 /// Runs the binary with `args` (and `stdin`), on the test backend when one is named.
 fn wgformer(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
@@ -62,13 +59,6 @@ fn same(got: &Value, want: &Value, scores: bool) -> bool {
     }
 }
 
-fn rows(task: &str, model: &str) -> Vec<Value> {
-    jsonl("tiny2/tiny-tasks.hf.jsonl")
-        .into_iter()
-        .filter(|r| r["task"] == task && r["model"] == model)
-        .collect()
-}
-
 /// A JSONL input of the rows' texts with an unreadable line after the first; returns the file
 /// text and, per output line, the row it answers (`None`: the bad line).
 fn input_with_bad_line(rows: &[&Value]) -> (String, Vec<Option<Value>>) {
@@ -114,183 +104,202 @@ fn check_lines(what: &str, stdout: &str, expect: &[Option<Value>]) {
     }
 }
 
-#[test]
-fn ner_cli_matches_transformers() {
-    for (model, strategy) in [
-        ("tiny-bert-ner", "simple"),
-        ("tiny-roberta-ner", "none"),
-        ("tiny-xlm-roberta-ner", "first"),
-        ("tiny-bert-ner", "average"),
-        ("tiny-xlm-roberta-ner", "max"),
-    ] {
-        let all = rows("token-classification", model);
-        let picked: Vec<&Value> = all
-            .iter()
-            .filter(|r| r["args"]["aggregation_strategy"] == strategy)
-            .collect();
-        assert!(picked.len() >= 3, "{model} {strategy}: rows");
-        let (input, expect) = input_with_bad_line(&picked);
-        let dir = tiny2(model);
-        let (_, stdout, stderr) = wgformer(
-            &[
-                "ner",
-                "--model",
-                dir.to_str().unwrap(),
-                "--aggregation-strategy",
-                strategy,
-                "--input",
-                "-",
-                "--json",
-            ],
-            Some(&input),
-        );
-        assert!(stderr.contains("line 2:"), "{model}: {stderr}");
-        check_lines(&format!("ner {model} {strategy}"), &stdout, &expect);
+/// Rows grouped by their arguments, in file order.
+fn by_args(rows: &[Value]) -> BTreeMap<String, Vec<&Value>> {
+    let mut by = BTreeMap::<String, Vec<&Value>>::new();
+    for r in rows {
+        by.entry(r["args"].to_string()).or_default().push(r);
+    }
+    by
+}
+
+/// A temporary input file, removed on drop.
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(tag: &str, text: &str) -> TempFile {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "wgformer-cli-{tag}-{}-{}.jsonl",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::fs::write(&p, text).unwrap();
+        TempFile(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
     }
 }
 
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Every token-classification row, a call per (model, strategy), the inputs through stdin.
+#[test]
+fn ner_cli_matches_transformers() {
+    let models = task_rows("token-classification");
+    assert!(!models.is_empty());
+    for (model, rows) in &models {
+        let dir = tiny2(model);
+        for (args, rows) in by_args(rows) {
+            let strategy = rows[0]["args"]["aggregation_strategy"]
+                .as_str()
+                .unwrap_or("none");
+            let (input, expect) = input_with_bad_line(&rows);
+            let (_, stdout, stderr) = wgformer(
+                &[
+                    "ner",
+                    "--model",
+                    dir.to_str().unwrap(),
+                    "--aggregation-strategy",
+                    strategy,
+                    "--input",
+                    "-",
+                    "--json",
+                ],
+                Some(&input),
+            );
+            assert!(stderr.contains("line 2:"), "{model}: {stderr}");
+            check_lines(&format!("ner {model} {args}"), &stdout, &expect);
+        }
+    }
+}
+
+/// Every fill-mask row, a call per (model, arguments), the inputs from a file; `--targets` as
+/// a comma-separated list.
 #[test]
 fn fill_mask_cli_matches_transformers() {
-    for model in ["tiny-bert-mlm", "tiny-distilbert-mlm", "tiny-roberta-mlm"] {
-        let all = rows("fill-mask", model);
-        let top5: Vec<&Value> = all.iter().filter(|r| r["args"]["top_k"] == 5).collect();
-        assert!(
-            top5.iter().any(|r| r["hf"].get("error").is_some()),
-            "{model}: a no-mask row"
-        );
-        let (input, expect) = input_with_bad_line(&top5);
-        let path = std::env::temp_dir().join(format!(
-            "wgformer-cli-fill-{}-{model}.jsonl",
-            std::process::id()
-        ));
-        std::fs::write(&path, input).unwrap();
+    let models = task_rows("fill-mask");
+    assert!(!models.is_empty());
+    for (model, rows) in &models {
         let dir = tiny2(model);
-        let (_, stdout, _) = wgformer(
-            &[
+        for (args, rows) in by_args(rows) {
+            let a = &rows[0]["args"];
+            let top_k = a["top_k"].as_u64().unwrap_or(5).to_string();
+            let targets: Option<Vec<&str>> = a["targets"]
+                .as_array()
+                .map(|t| t.iter().map(|x| x.as_str().unwrap()).collect());
+            let (input, expect) = input_with_bad_line(&rows);
+            let file = TempFile::new("fill", &input);
+            let joined = targets.map(|t| t.join(","));
+            let mut cmd = vec![
                 "fill-mask",
                 "--model",
                 dir.to_str().unwrap(),
                 "--input",
-                path.to_str().unwrap(),
+                file.path(),
                 "--top-k",
-                "5",
+                &top_k,
                 "--json",
-            ],
-            None,
-        );
-        std::fs::remove_file(&path).unwrap();
-        check_lines(&format!("fill-mask {model}"), &stdout, &expect);
-        // Targets as a comma-separated list, the text as an argument.
-        let t = all
-            .iter()
-            .find(|r| r["args"]["targets"].is_array())
-            .expect("a targets row");
-        let targets: Vec<&str> = t["args"]["targets"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap())
-            .collect();
-        let (ok, stdout, stderr) = wgformer(
-            &[
-                "fill-mask",
-                "--model",
-                dir.to_str().unwrap(),
-                "--targets",
-                &targets.join(","),
-                "--json",
-                t["inputs"]["text"].as_str().unwrap(),
-            ],
-            None,
-        );
-        assert!(ok, "{model}: {stderr}");
-        check_lines(
-            &format!("fill-mask {model} targets"),
-            &stdout,
-            &[Some(t.clone())],
-        );
+            ];
+            if let Some(t) = &joined {
+                cmd.extend(["--targets", t]);
+            }
+            let (_, stdout, _) = wgformer(&cmd, None);
+            check_lines(&format!("fill-mask {model} {args}"), &stdout, &expect);
+        }
     }
-    // One text without a mask: transformers' refusal, and a failing exit.
-    let dir = tiny2("tiny-bert-mlm");
+    // One text without a mask as an argument: transformers' refusal, and a failing exit.
+    let model = models.keys().next().unwrap();
     let (ok, _, stderr) = wgformer(
         &[
             "fill-mask",
             "--model",
-            dir.to_str().unwrap(),
+            tiny2(model).to_str().unwrap(),
             "No mask here.",
         ],
         None,
     );
-    assert!(!ok && stderr.contains("No mask_token ([MASK])"), "{stderr}");
+    assert!(!ok && stderr.contains("No mask_token ("), "{stderr}");
 }
 
+/// Every zero-shot row, each text twice through stdin (two lines, two identical answers).
 #[test]
 fn zero_shot_cli_matches_transformers() {
-    let dir = tiny2("tiny-bert-nli");
-    for r in rows("zero-shot-classification", "tiny-bert-nli") {
-        let labels: Vec<&str> = r["inputs"]["candidate_labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_str().unwrap())
-            .collect();
-        let labels = labels.join(",");
-        let mut args = vec![
-            "zero-shot",
-            "--model",
-            dir.to_str().unwrap(),
-            "--labels",
-            &labels,
-            "--json",
-            "--input",
-            "-",
-        ];
-        if r["args"]["multi_label"] == true {
-            args.push("--multi-label");
+    let models = task_rows("zero-shot-classification");
+    assert!(!models.is_empty());
+    for (model, rows) in &models {
+        let dir = tiny2(model);
+        for r in rows {
+            let labels: Vec<&str> = r["inputs"]["candidate_labels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap())
+                .collect();
+            let labels = labels.join(",");
+            let mut args = vec![
+                "zero-shot",
+                "--model",
+                dir.to_str().unwrap(),
+                "--labels",
+                &labels,
+                "--json",
+                "--input",
+                "-",
+            ];
+            if r["args"]["multi_label"] == true {
+                args.push("--multi-label");
+            }
+            if let Some(t) = r["args"]["hypothesis_template"].as_str() {
+                args.extend(["--hypothesis-template", t]);
+            }
+            let text = serde_json::json!({ "text": r["inputs"]["text"] }).to_string();
+            let (_, stdout, _) = wgformer(&args, Some(&format!("{text}\n{text}\n")));
+            check_lines(
+                &format!("zero-shot {model} {}", r["args"]),
+                &stdout,
+                &[Some(r.clone()), Some(r.clone())],
+            );
         }
-        if let Some(t) = r["args"]["hypothesis_template"].as_str() {
-            args.extend(["--hypothesis-template", t]);
-        }
-        // The row's text, then a second copy: two lines, two identical answers.
-        let text = serde_json::json!({ "text": r["inputs"]["text"] }).to_string();
-        let (_, stdout, _) = wgformer(&args, Some(&format!("{text}\n{text}\n")));
-        check_lines(
-            &format!("zero-shot {}", r["args"]),
-            &stdout,
-            &[Some(r.clone()), Some(r.clone())],
+        // A template the labels cannot fill is refused before any work.
+        let (ok, _, stderr) = wgformer(
+            &[
+                "zero-shot",
+                "--model",
+                dir.to_str().unwrap(),
+                "--labels",
+                "a,b",
+                "--hypothesis-template",
+                "no placeholder",
+                "some text",
+            ],
+            None,
+        );
+        assert!(
+            !ok && stderr.contains("was not able to be formatted"),
+            "{stderr}"
         );
     }
-    // A template the labels cannot fill is refused before any work.
-    let (ok, _, stderr) = wgformer(
-        &[
-            "zero-shot",
-            "--model",
-            dir.to_str().unwrap(),
-            "--labels",
-            "a,b",
-            "--hypothesis-template",
-            "no placeholder",
-            "some text",
-        ],
-        None,
-    );
-    assert!(
-        !ok && stderr.contains("was not able to be formatted"),
-        "{stderr}"
-    );
 }
 
+/// The cross-encoders' rows: per model, the query with the most documents ranked through the
+/// binary, best first by transformers' scores, with the pipeline's score and the raw logit.
 #[test]
 fn rerank_cli_orders_documents_like_the_pipeline_scores() {
-    for model in ["tiny-bert-cross", "tiny-xlm-roberta-cross"] {
-        let all = rows("text-classification", model);
-        let query = "who discovered radium";
-        let docs: Vec<&Value> = all
-            .iter()
-            .filter(|r| r["inputs"]["text"] == query)
-            .collect();
-        assert!(docs.len() >= 2, "{model}: documents for {query:?}");
-        let dir = tiny2(model);
+    let mut checked = 0;
+    for (model, rows) in task_rows("text-classification") {
+        if rows.iter().any(|r| !r["hf"]["logit"].is_number()) {
+            continue;
+        }
+        let mut queries = BTreeMap::<&str, Vec<&Value>>::new();
+        for r in &rows {
+            if r["inputs"]["text_pair"].is_string() {
+                queries
+                    .entry(r["inputs"]["text"].as_str().unwrap())
+                    .or_default()
+                    .push(r);
+            }
+        }
+        let (query, docs) = queries
+            .into_iter()
+            .max_by_key(|(_, d)| d.len())
+            .expect("a query with documents");
+        let dir = tiny2(&model);
         for raw in [false, true] {
             let mut args = vec!["rerank", "--model", dir.to_str().unwrap(), "--query", query];
             if raw {
@@ -310,10 +319,11 @@ fn rerank_cli_orders_documents_like_the_pipeline_scores() {
                 .collect();
             assert_eq!(ranks.len(), docs.len(), "{stdout}");
             let want = |i: usize| {
+                let hf = &docs[i]["hf"];
                 if raw {
-                    docs[i]["hf"]["logit"].as_f64().unwrap()
+                    hf["logit"].as_f64().unwrap()
                 } else {
-                    docs[i]["hf"]["pipeline"][0]["score"].as_f64().unwrap()
+                    hf["pipeline"][0]["score"].as_f64().unwrap()
                 }
             };
             let mut best = f64::INFINITY;
@@ -326,53 +336,46 @@ fn rerank_cli_orders_documents_like_the_pipeline_scores() {
                 best = want(i);
             }
         }
+        checked += 1;
     }
+    assert!(checked > 0, "no cross-encoder rows");
     // A classifier with several labels is not a cross-encoder.
-    let (ok, _, stderr) = wgformer(
-        &[
-            "rerank",
-            "--model",
-            tiny2("tiny-bert-nli").to_str().unwrap(),
-            "--query",
-            "q",
-            "doc",
-        ],
-        None,
-    );
-    assert!(!ok && stderr.contains("one label"), "{stderr}");
+    if let Some(nli) = task_rows("zero-shot-classification").keys().next() {
+        let (ok, _, stderr) = wgformer(
+            &[
+                "rerank",
+                "--model",
+                tiny2(nli).to_str().unwrap(),
+                "--query",
+                "q",
+                "doc",
+            ],
+            None,
+        );
+        assert!(!ok && stderr.contains("one label"), "{stderr}");
+    }
 }
 
+/// `wgformer info` on every model with rows: the head its task needs, described.
 #[test]
 fn info_names_token_classification_and_masked_lm_heads() {
-    for (name, head, needle) in [
-        (
-            "tiny-bert-ner",
-            "TokenClassification",
-            "classifier on every token (9 labels)",
-        ),
-        (
-            "tiny-roberta-mlm",
-            "MaskedLm",
-            "decoder tied to the word embeddings",
-        ),
-        ("tiny-distilbert-mlm", "MaskedLm", "vocab_transform"),
-    ] {
-        let dir = tiny2(name);
+    for (name, rows) in rows_by_model() {
+        let (head, needle) = match rows[0]["task"].as_str().unwrap() {
+            "token-classification" => ("TokenClassification", "on every token ("),
+            "fill-mask" => ("MaskedLm", "vocabulary logits"),
+            _ => ("SequenceClassification", "on the first token"),
+        };
+        let dir = tiny2(&name);
         let (ok, stdout, stderr) =
             wgformer(&["info", "--model", dir.to_str().unwrap(), "--json"], None);
         assert!(ok, "{name}: {stderr}");
         let v: Value = serde_json::from_str(&stdout).unwrap();
         assert_eq!(v["head"], head, "{name}");
-        assert!(
-            v["head_layers"].as_str().unwrap().contains(needle),
-            "{name}: {}",
-            v["head_layers"]
-        );
+        let layers = v["head_layers"].as_str().unwrap();
+        assert!(layers.contains(needle), "{name}: {layers}");
+        if head == "TokenClassification" {
+            let (_, text, _) = wgformer(&["info", "--model", dir.to_str().unwrap()], None);
+            assert!(text.contains("labels        O, "), "{name}: {text}");
+        }
     }
-    let (_, text, _) = wgformer(
-        &["info", "--model", tiny2("tiny-bert-ner").to_str().unwrap()],
-        None,
-    );
-    assert!(text.contains("labels        O, B-PER"), "{text}");
-    assert!(Path::new(&tiny2("tiny-bert-ner")).is_dir());
 }

@@ -1,40 +1,42 @@
 //! The token-classification and masked-LM heads on the tiny2 models: every layer's hidden state
-//! and the per-token logits of the NER models against transformers' goldens on a right-padded
-//! batch, and the masked-LM head on selected tokens equal to the same head on every token.
+//! and the logits of each golden model wgformer runs (the NER models: per-token logits) against
+//! transformers' goldens on a right-padded batch, and the masked-LM head on selected tokens equal
+//! to the same head on every token.
 
 mod common;
+mod tiny2_util;
 use common::*;
+use tiny2_util::*;
 use wgformer::models::config::HeadKind;
 use wgformer::models::{Model, Readback, Sequence};
 
-/// NER models whose architectures wgformer runs. `tiny-deberta-v2-ner` is left out on purpose:
-/// DeBERTa-v2's disentangled attention is not implemented (it needs its own attention kernels).
-const NER: [&str; 3] = ["tiny-bert-ner", "tiny-roberta-ner", "tiny-xlm-roberta-ner"];
-
 #[test]
-fn ner_models_match_golden_hidden_states_and_token_logits() {
-    ner_parity(&gpu());
+fn tiny2_models_match_golden_hidden_states_and_logits() {
+    golden_parity(&gpu());
 }
 
 /// The same with the workgroup-memory (GPU) kernel variants forced, the tiled matmul included.
 #[test]
-fn ner_models_match_goldens_with_gpu_kernels() {
-    ner_parity(wgformer::gpu::test_gpu_gpu_kernels());
+fn tiny2_models_match_goldens_with_gpu_kernels() {
+    golden_parity(wgformer::gpu::test_gpu_gpu_kernels());
 }
 
-fn ner_parity(gpu: &std::sync::Arc<wgformer::Gpu>) {
-    let dir = shared().join("fixtures/tiny2");
-    let meta = json(dir.join("tiny-golden.json"));
-    let golden = Golden::open(dir.join("tiny-golden.safetensors"));
-    for name in NER {
-        let case = meta["cases"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["model"] == name)
-            .unwrap_or_else(|| panic!("{name} not in tiny2/tiny-golden.json"));
-        let model = Model::load(&dir.join(name), gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(model.config.head, HeadKind::TokenClassification, "{name}");
+fn golden_parity(gpu: &std::sync::Arc<wgformer::Gpu>) {
+    let golden = Golden::open(shared().join("fixtures/tiny2/tiny-golden.safetensors"));
+    let cases = golden_cases();
+    let per_token = cases
+        .iter()
+        .filter(|c| {
+            c["architecture"]
+                .as_str()
+                .unwrap()
+                .ends_with("ForTokenClassification")
+        })
+        .count();
+    assert!(per_token > 0, "no token-classification golden");
+    for case in &cases {
+        let name = case["model"].as_str().unwrap();
+        let model = Model::load(&tiny2(name), gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(
             model.config.architecture,
             case["architecture"].as_str().unwrap()
@@ -55,6 +57,13 @@ fn ner_parity(gpu: &std::sync::Arc<wgformer::Gpu>) {
             }
         }
         let (shape, want) = golden.get(&format!("{name}.logits"));
+        if shape.len() == 2 {
+            // One row of labels per sequence (sequence classification).
+            let d = max_abs(&out.logits.concat(), &want);
+            assert!(d < TOL, "{name} logits: max |diff| {d:e}");
+            continue;
+        }
+        assert_eq!(model.config.head, HeadKind::TokenClassification, "{name}");
         let (seq, labels) = (shape[1], shape[2]);
         assert_eq!(labels, model.config.num_labels());
         for (r, len) in lens.iter().enumerate() {
@@ -66,7 +75,8 @@ fn ner_parity(gpu: &std::sync::Arc<wgformer::Gpu>) {
         let plain = model.forward(&rows).unwrap();
         assert_eq!(plain.logits, out.logits, "{name}");
         // Selected tokens: the same numbers, in the order asked.
-        let pick = [(2, 1), (0, 16), (1, 0), (0, 3)];
+        let last = lens[0] - 1;
+        let pick = [(2, 1), (0, last), (1, 0), (0, 3)];
         let sel = model.forward_selected(&rows, &pick).unwrap();
         for (k, &(r, t)) in pick.iter().enumerate() {
             let full = &out.logits[r][t * labels..(t + 1) * labels];
@@ -90,9 +100,10 @@ fn masked_lm_selection_with_gpu_kernels() {
 }
 
 fn masked_lm_selection(gpu: &std::sync::Arc<wgformer::Gpu>) {
-    let dir = shared().join("fixtures/tiny2");
-    for name in ["tiny-bert-mlm", "tiny-distilbert-mlm", "tiny-roberta-mlm"] {
-        let model = Model::load(&dir.join(name), gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let models = task_rows("fill-mask");
+    assert!(!models.is_empty(), "no fill-mask rows");
+    for name in models.keys() {
+        let model = Model::load(&tiny2(name), gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(model.config.head, HeadKind::MaskedLm, "{name}");
         let vocab = model.config.vocab_size;
         let rows = vec![

@@ -6,10 +6,12 @@
 //! together) and one at a time.
 
 mod common;
+mod tiny2_util;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use tiny2_util::*;
 use wgformer::pipelines::classify::TopK;
 use wgformer::pipelines::fill_mask::{Fill, FillOutput, DEFAULT_TOP_K};
 use wgformer::pipelines::input::TextInput;
@@ -18,45 +20,6 @@ use wgformer::pipelines::zero_shot::{ZeroShotResult, DEFAULT_TEMPLATE};
 use wgformer::pipelines::{Classifier, FillMasker, Reranker, TokenClassifier, ZeroShotClassifier};
 
 const TOL: f64 = 1e-4;
-
-/// Rows of these models are skipped: their architectures (MPNet's relative position buckets,
-/// DeBERTa-v2's disentangled attention, ModernBERT's RoPE and sliding-window attention) need
-/// attention kernels wgformer does not have yet. Each is checked to be such a model (by
-/// `model_type`), so the list cannot hide a supported one.
-const UNSUPPORTED: [&str; 8] = [
-    "tiny-mpnet",
-    "tiny-mpnet-mlm",
-    "tiny-deberta-v2",
-    "tiny-deberta-v2-ner",
-    "tiny-deberta-v2-nli",
-    "tiny-modernbert",
-    "tiny-modernbert-mean",
-    "tiny-modernbert-mlm",
-];
-const UNSUPPORTED_TYPES: [&str; 3] = ["mpnet", "deberta-v2", "modernbert"];
-
-fn tiny2(name: &str) -> std::path::PathBuf {
-    shared().join("fixtures/tiny2").join(name)
-}
-
-/// The fixture's rows grouped by model, unsupported models checked and left out.
-fn rows_by_model() -> BTreeMap<String, Vec<Value>> {
-    let mut by = BTreeMap::<String, Vec<Value>>::new();
-    for r in jsonl("tiny2/tiny-tasks.hf.jsonl") {
-        let model = r["model"].as_str().unwrap().to_string();
-        if UNSUPPORTED.contains(&model.as_str()) {
-            let cfg = json(tiny2(&model).join("config.json"));
-            let t = cfg["model_type"].as_str().unwrap_or("");
-            assert!(
-                UNSUPPORTED_TYPES.contains(&t),
-                "{model} is skipped as unsupported but its model_type is `{t}`"
-            );
-            continue;
-        }
-        by.entry(model).or_default().push(r);
-    }
-    by
-}
 
 fn is_error(r: &Value) -> bool {
     r["hf"].get("error").is_some()
@@ -295,9 +258,10 @@ fn zero_shot(name: &str, rows: &[&Value], failures: &mut Vec<String>) -> usize {
     n
 }
 
-/// Cross-encoder rows: the text-classification pipeline's output and the raw logit, and the
-/// reranker over each query's documents.
-fn cross_encoder(name: &str, rows: &[&Value], failures: &mut Vec<String>) -> usize {
+/// Text-classification rows (the cross-encoders': `hf` holds the pipeline output and the raw
+/// logit): the pipeline's labels and scores, and for one-label models the reranker over each
+/// query's documents, with the pipeline's score and with the raw logit.
+fn text_classification(name: &str, rows: &[&Value], failures: &mut Vec<String>) -> usize {
     let dir = tiny2(name);
     let clf = Classifier::load(&dir, &gpu(), None).unwrap_or_else(|e| panic!("{name}: {e}"));
     let inputs: Vec<TextInput> = rows
@@ -307,28 +271,55 @@ fn cross_encoder(name: &str, rows: &[&Value], failures: &mut Vec<String>) -> usi
             text_pair: r["inputs"]["text_pair"].as_str().map(str::to_string),
         })
         .collect();
-    let mut n = 0;
-    let got = clf.classify(&inputs, TopK::All, 8, &|_| {}).unwrap();
-    for (r, g) in rows.iter().zip(got) {
-        let want = r["hf"]["pipeline"].as_array().unwrap();
-        let g = g.unwrap();
-        if g.len() != want.len()
-            || g.iter().zip(want).any(|(g, w)| {
-                g.label != w["label"].as_str().unwrap() || !close(g.score, &w["score"])
-            })
-        {
-            failures.push(format!(
-                "{name} {:?}: got {g:?}, want {want:?}",
-                r["inputs"]
-            ));
+    let pipeline_of = |r: &Value| -> Vec<Value> {
+        let hf = r["hf"].get("pipeline").unwrap_or(&r["hf"]);
+        match hf {
+            Value::Array(a) => a.clone(),
+            one => vec![one.clone()],
         }
-        n += 1;
+    };
+    let mut n = 0;
+    let mut by_top_k = BTreeMap::<String, Vec<usize>>::new();
+    for (i, r) in rows.iter().enumerate() {
+        by_top_k
+            .entry(r["args"]["top_k"].to_string())
+            .or_default()
+            .push(i);
+    }
+    for (top_k, idx) in by_top_k {
+        let k = match serde_json::from_str::<Value>(&top_k).unwrap() {
+            Value::Null if rows[idx[0]]["args"].get("top_k").is_some() => TopK::All,
+            Value::Number(k) => TopK::N(k.as_u64().unwrap() as usize),
+            _ => TopK::One,
+        };
+        let batch: Vec<TextInput> = idx.iter().map(|&i| inputs[i].clone()).collect();
+        let got = clf.classify(&batch, k, 8, &|_| {}).unwrap();
+        for (&i, g) in idx.iter().zip(got) {
+            let want = pipeline_of(rows[i]);
+            let g = g.unwrap();
+            if g.len() != want.len()
+                || g.iter().zip(&want).any(|(g, w)| {
+                    g.label != w["label"].as_str().unwrap() || !close(g.score, &w["score"])
+                })
+            {
+                failures.push(format!(
+                    "{name} {:?}: got {g:?}, want {want:?}",
+                    rows[i]["inputs"]
+                ));
+            }
+            n += 1;
+        }
+    }
+    if clf.model.config.num_labels() != 1 || rows.iter().any(|r| r["hf"]["logit"].is_null()) {
+        return n;
     }
     // Reranking: per query, its documents by score, with the pipeline's score or the logit.
     let rr = Reranker::load(&dir, &gpu()).unwrap();
     let mut queries = BTreeMap::<String, Vec<&Value>>::new();
     for r in rows {
-        queries.entry(text_of(r)).or_default().push(r);
+        if r["inputs"]["text_pair"].is_string() {
+            queries.entry(text_of(r)).or_default().push(r);
+        }
     }
     for (query, rows) in queries {
         let docs: Vec<String> = rows
@@ -343,7 +334,7 @@ fn cross_encoder(name: &str, rows: &[&Value], failures: &mut Vec<String>) -> usi
                 if raw {
                     rows[i]["hf"]["logit"].as_f64().unwrap()
                 } else {
-                    rows[i]["hf"]["pipeline"][0]["score"].as_f64().unwrap()
+                    pipeline_of(rows[i])[0]["score"].as_f64().unwrap()
                 }
             };
             for (k, rank) in ranks.iter().enumerate() {
@@ -380,7 +371,7 @@ fn tiny2_task_pipelines_match_transformers() {
                 "token-classification" => token_classification(name, &rows, &mut failures),
                 "fill-mask" => fill_mask(name, &rows, &mut failures),
                 "zero-shot-classification" => zero_shot(name, &rows, &mut failures),
-                "text-classification" => cross_encoder(name, &rows, &mut failures),
+                "text-classification" => text_classification(name, &rows, &mut failures),
                 other => panic!("{name}: unknown task {other}"),
             };
             *counts
@@ -406,22 +397,20 @@ fn tiny2_task_pipelines_match_transformers() {
     );
 }
 
-/// The models the fixture's supported rows use exist and are the kinds the tests expect.
+/// Every model with supported rows loads as the kind its task needs.
 #[test]
-fn tiny2_supported_models_are_present() {
-    let by_model = rows_by_model();
-    for name in [
-        "tiny-bert-ner",
-        "tiny-roberta-ner",
-        "tiny-xlm-roberta-ner",
-        "tiny-bert-mlm",
-        "tiny-distilbert-mlm",
-        "tiny-roberta-mlm",
-        "tiny-bert-nli",
-        "tiny-bert-cross",
-        "tiny-xlm-roberta-cross",
-    ] {
-        assert!(by_model.contains_key(name), "{name} has no rows");
-        assert!(Path::new(&tiny2(name)).join("config.json").is_file());
+fn tiny2_models_load_with_the_heads_their_tasks_need() {
+    use wgformer::models::config::HeadKind;
+    let gpu = gpu();
+    for (name, rows) in rows_by_model() {
+        let model = wgformer::models::Model::load(&tiny2(&name), &gpu)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let want = match rows[0]["task"].as_str().unwrap() {
+            "token-classification" => HeadKind::TokenClassification,
+            "fill-mask" => HeadKind::MaskedLm,
+            _ => HeadKind::SequenceClassification,
+        };
+        assert_eq!(model.config.head, want, "{name}");
+        assert!(Path::new(&tiny2(&name)).join("tokenizer.json").is_file());
     }
 }
