@@ -1,11 +1,11 @@
 // out = LayerNorm(x + residual) · gamma + beta over rows of `n`, two-pass (mean, then the mean of
 // squared deviations) in f32 so large means do not cancel. One workgroup per row.
-// The Rust wrapper prepends shaders/reduce.wgsl (WG, workgroup_sum).
+// The Rust wrapper prepends shaders/reduce.wgsl (WG, workgroup_sum) and the declaration of `x`
+// (load_x: f32, or f16 for the f16 activations of --precision f16). Statistics stay f32.
 
 struct Params { rows: u32, n: u32, eps: u32, has_res: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> res: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
@@ -21,7 +21,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
     var s = 0.0;
     for (var i = li; i < params.n; i += WG) {
-        var v = x[base + i];
+        var v = load_x(base + i);
         if (params.has_res != 0u) { v += res[base + i]; }
         out[base + i] = v;
         s += v;
@@ -53,7 +53,7 @@ fn main_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     var s = vec4<f32>(0.0);
     var shift = 0.0;
     for (var i = 0u; i < params.n; i++) {
-        var v = x[base + i];
+        var v = load_x(base + i);
         if (params.has_res != 0u) { v += res[base + i]; }
         out[base + i] = v;
         if (i == 0u) { shift = v; }

@@ -2,9 +2,10 @@
 // A(m, k) and B(n, k) are read through element strides, so one kernel family serves X·Wᵀ with
 // weights as Hugging Face stores them ([out, in]), Q·Kᵀ and P·V straight out of the fused QKV
 // buffer (no transposes), and first-token gathers (a row stride that skips tokens).
-// The Rust wrapper prepends the declarations of `b` and `bias` (load_b / load4_b, load_bias:
-// f32, packed f16 or native f16) and the activation functions, then appends this common part and
-// one of the two sections below.
+// The Rust wrapper prepends the declarations of `a`, `b` and `bias` (load_a / load4_a, load_b /
+// load4_b, load_bias: f32, packed f16 or native f16), of `c` (store_c: f32, or f16 for the f16
+// activations of --precision f16) and the activation functions, then appends this common part
+// and one of the two sections below.
 
 struct Params {
     m: u32, n: u32, k: u32, batch1: u32,
@@ -16,7 +17,6 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
 // (row tile, batch) of a workgroup: the host spreads row tiles × batches over y and z so no
 // dimension exceeds the 65,535-workgroup limit; the last few workgroups may fall past the end.
@@ -29,11 +29,10 @@ fn store(gm: u32, gn: u32, c_base: u32, acc: f32) {
     if (gm >= params.m || gn >= params.n) { return; }
     var v = acc * bitcast<f32>(params.alpha);
     if (params.has_bias != 0u) { v += load_bias(gn); }
-    c[c_base + gm * params.c_m + gn * params.c_n] = apply_act(v, params.act);
+    store_c(c_base + gm * params.c_m + gn * params.c_n, apply_act(v, params.act));
 }
 
 // ---- scalar section: any strides ----
-@group(0) @binding(1) var<storage, read> a: array<f32>;
 
 // Tiled (GPUs): a TW×TW workgroup computes a 4TW×4TW tile of C through shared memory; each
 // thread owns 4×4 outputs strided by TW so shared reads and C writes are consecutive across
@@ -81,7 +80,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
             let gk = k0 + kk;
             let gm = row0 + r;
             var va = 0.0;
-            if (gm < p.m && gk < p.k) { va = a[a_base + gm * p.a_m + gk * p.a_k]; }
+            if (gm < p.m && gk < p.k) { va = load_a(a_base + gm * p.a_m + gk * p.a_k); }
             as_[kk * TM + r] = va;
             let gn = col0 + r;
             var vb = 0.0;
@@ -151,10 +150,10 @@ fn main_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
         let ka = k * p.a_k;
         let kb = k * p.b_k;
         let bv = vec4<f32>(load_b(bc0 + kb), load_b(bc1 + kb), load_b(bc2 + kb), load_b(bc3 + kb));
-        acc0 += a[ar0 + ka] * bv;
-        acc1 += a[ar1 + ka] * bv;
-        acc2 += a[ar2 + ka] * bv;
-        acc3 += a[ar3 + ka] * bv;
+        acc0 += load_a(ar0 + ka) * bv;
+        acc1 += load_a(ar1 + ka) * bv;
+        acc2 += load_a(ar2 + ka) * bv;
+        acc3 += load_a(ar3 + ka) * bv;
     }
     store4(row0, col, DW, c_base, acc0);
     store4(row0 + 1u, col, DW, c_base, acc1);
@@ -166,7 +165,6 @@ fn main_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
 // (CPU adapters) Loads are the expensive part there (llvmpipe loads a non-uniform address lane by
 // lane), so each load brings 4 values of k and each invocation owns 8 rows × 6 columns: per k
 // step, 14 vec4 loads feed 48 four-wide dot products.
-@group(0) @binding(1) var<storage, read> a: array<vec4<f32>>;
 
 @compute @workgroup_size(64)
 fn main_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -218,21 +216,21 @@ fn main_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
         let w3 = load4_b(bc3 + k);
         let w4 = load4_b(bc4 + k);
         let w5 = load4_b(bc5 + k);
-        let x0 = a[ar0 + k];
+        let x0 = load4_a(ar0 + k);
         acc0_0 += dot(x0, w0); acc0_1 += dot(x0, w1); acc0_2 += dot(x0, w2); acc0_3 += dot(x0, w3); acc0_4 += dot(x0, w4); acc0_5 += dot(x0, w5);
-        let x1 = a[ar1 + k];
+        let x1 = load4_a(ar1 + k);
         acc1_0 += dot(x1, w0); acc1_1 += dot(x1, w1); acc1_2 += dot(x1, w2); acc1_3 += dot(x1, w3); acc1_4 += dot(x1, w4); acc1_5 += dot(x1, w5);
-        let x2 = a[ar2 + k];
+        let x2 = load4_a(ar2 + k);
         acc2_0 += dot(x2, w0); acc2_1 += dot(x2, w1); acc2_2 += dot(x2, w2); acc2_3 += dot(x2, w3); acc2_4 += dot(x2, w4); acc2_5 += dot(x2, w5);
-        let x3 = a[ar3 + k];
+        let x3 = load4_a(ar3 + k);
         acc3_0 += dot(x3, w0); acc3_1 += dot(x3, w1); acc3_2 += dot(x3, w2); acc3_3 += dot(x3, w3); acc3_4 += dot(x3, w4); acc3_5 += dot(x3, w5);
-        let x4 = a[ar4 + k];
+        let x4 = load4_a(ar4 + k);
         acc4_0 += dot(x4, w0); acc4_1 += dot(x4, w1); acc4_2 += dot(x4, w2); acc4_3 += dot(x4, w3); acc4_4 += dot(x4, w4); acc4_5 += dot(x4, w5);
-        let x5 = a[ar5 + k];
+        let x5 = load4_a(ar5 + k);
         acc5_0 += dot(x5, w0); acc5_1 += dot(x5, w1); acc5_2 += dot(x5, w2); acc5_3 += dot(x5, w3); acc5_4 += dot(x5, w4); acc5_5 += dot(x5, w5);
-        let x6 = a[ar6 + k];
+        let x6 = load4_a(ar6 + k);
         acc6_0 += dot(x6, w0); acc6_1 += dot(x6, w1); acc6_2 += dot(x6, w2); acc6_3 += dot(x6, w3); acc6_4 += dot(x6, w4); acc6_5 += dot(x6, w5);
-        let x7 = a[ar7 + k];
+        let x7 = load4_a(ar7 + k);
         acc7_0 += dot(x7, w0); acc7_1 += dot(x7, w1); acc7_2 += dot(x7, w2); acc7_3 += dot(x7, w3); acc7_4 += dot(x7, w4); acc7_5 += dot(x7, w5);
     }
     store(row0 + 0u, col + 0u, c_base, acc0_0);

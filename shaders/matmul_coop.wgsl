@@ -17,8 +17,6 @@ const TK: u32 = 2u * F;
 // Row pitch of the staged tiles, padded by 8 halves (16 bytes) against bank conflicts.
 const TKP: u32 = TK + 8u;
 
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-
 var<workgroup> as_: array<f16, TM * TKP>; // [TM][TKP], k fastest
 var<workgroup> bs_: array<f16, TN * TKP>; // [TN][TKP], k fastest
 // One F×F f32 fragment per possible subgroup (up to 4·SG/SGMIN of them), for the epilogue.
@@ -61,7 +59,7 @@ fn main_coop(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
             let gk = k0 + kk;
             let gm = row0 + r;
             var va = 0.0;
-            if (gm < p.m && gk < p.k) { va = a[a_base + gm * p.a_m + gk * p.a_k]; }
+            if (gm < p.m && gk < p.k) { va = load_a(a_base + gm * p.a_m + gk * p.a_k); }
             as_[r * TKP + kk] = f16(va);
             let gn = col0 + r;
             var vb = 0.0;

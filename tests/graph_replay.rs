@@ -34,7 +34,8 @@ fn graph_is_built_once_and_replayed_with_inputs_only() {
     // A classifier reads back its 2 logits, not the hidden state.
     assert_eq!(stats.bytes_read_per_run, 2 * 4);
     assert!(first.last_hidden[0].is_empty());
-    assert!(nodes > 6 * 8, "{nodes} nodes for 6 layers");
+    // 7 per layer (q/k/v projection, fused attention, attn_out, 2 norms, 2 FFN linears).
+    assert!(nodes > 6 * 7, "{nodes} nodes for 6 layers");
     assert!(
         plan.planned_activation_bytes < plan.total_activation_bytes,
         "liveness plan must reuse buffers: {plan:?}"

@@ -33,19 +33,17 @@ fn node_counts_match_a_hand_count() {
     let nodes = model
         .with_graph(&rows, |g, _| Ok(g.nodes().cloned().collect::<Vec<_>>()))
         .unwrap();
-    // embeddings + 2 layers × (qk projection, v projection (written transposed), q·kᵀ, softmax,
-    // p·v, attn_out, attn_norm, ff_in, ff_out, out_norm) + pooler dense + classifier.
-    assert_eq!(nodes.len(), 1 + 2 * 10 + 2);
+    // embeddings + 2 layers × (q/k/v projection, fused attention, attn_out, attn_norm, ff_in,
+    // ff_out, out_norm) + pooler dense + classifier.
+    assert_eq!(nodes.len(), 1 + 2 * 7 + 2);
 
     // T = 8 tokens, h = 32, 4 heads of d = 8, FFN 64.
     let t = 8u64;
     let h = 32u64;
-    let attn = {
-        // 4 heads of [8,8]·[8,8]ᵀ; A and C per head, B (K or V) per head too.
-        let flops = 2 * 4 * 8 * 8 * 8;
-        let bytes = 4 * 4 * (8 * 8 + 8 * 8) + 4 * 4 * 8 * 8;
-        (flops, bytes)
-    };
+    // Fused attention over 4 heads of 8 queries × 8 keys: Q·Kᵀ and P·V, 2·d FLOPs per pair
+    // each (the softmax is not counted). Bytes: Q, K, V and the context, 4·t·h each, and the
+    // mask, one f32 per token.
+    let attn = (4 * 4 * 8 * 8 * 8, 4 * 4 * t * h + 4 * t);
     let norm = (t * h * 8, 4 * t * h * 3 + 8 * h); // x + residual in, out; gamma, beta
     let want: HashMap<&str, (&str, (u64, u64))> = [
         // 3 tables (word, position, type) summed, 6 more FLOPs per element for the norm; ids,
@@ -57,15 +55,8 @@ fn node_counts_match_a_hand_count() {
                 (t * h * 9, 12 * t + 3 * 4 * t * h + 4 * t * h + 8 * h),
             ),
         ),
-        ("layer0.qk", ("matmul", linear(t, 2 * h, h, true))),
-        ("layer0.v", ("matmul", linear(t, h, h, true))),
-        ("layer0.attention.qk", ("matmul", attn)),
-        // 4 heads × 8 query rows of 8 scores: max, subtract, exp, sum, scale, mask add.
-        (
-            "layer0.attention.softmax",
-            ("softmax", (4 * 8 * 8 * 6, 8 * 4 * 8 * 8)),
-        ),
-        ("layer0.attention.pv", ("matmul", attn)),
+        ("layer0.qkv", ("matmul", linear(t, 3 * h, h, true))),
+        ("layer0.attention", ("attention", attn)),
         ("layer0.attn_out", ("matmul", linear(t, h, h, true))),
         ("layer0.attn_norm", ("layer_norm", norm)),
         ("layer0.ff_in", ("matmul", linear(t, 64, h, true))),
@@ -95,9 +86,15 @@ fn node_counts_match_a_hand_count() {
         .filter(|n| n.kind == "matmul")
         .map(|n| n.flops)
         .sum();
-    // Per layer: qk 32768 + v 16384 + q·kᵀ 4096 + p·v 4096 + attn_out 16384 + ff_in 32768 +
-    // ff_out 32768.
-    assert_eq!(matmul_flops, 2 * 139_264 + 2048 + 192);
+    // Per layer: qkv 49152 + attn_out 16384 + ff_in 32768 + ff_out 32768 (attention is its own
+    // kind now: 8192 more per layer).
+    assert_eq!(matmul_flops, 2 * 131_072 + 2048 + 192);
+    let attention_flops: u64 = nodes
+        .iter()
+        .filter(|n| n.kind == "attention")
+        .map(|n| n.flops)
+        .sum();
+    assert_eq!(attention_flops, 2 * 8192);
 }
 
 /// Slack for comparing a GPU interval with host time around it, µs: clock granularity and the

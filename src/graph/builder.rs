@@ -8,10 +8,10 @@ use super::{
 };
 use crate::gpu::Gpu;
 use crate::ops::activation::{self, Act};
+use crate::ops::attention::{Attention, BiasView};
 use crate::ops::embedding::Embedding;
 use crate::ops::layer_norm::LayerNorm;
-use crate::ops::matmul::{Matmul, Variant, View};
-use crate::ops::softmax::Softmax;
+use crate::ops::matmul::Matmul;
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -70,6 +70,17 @@ impl<'g> GraphBuilder<'g> {
         self.add(name, shape, DType::F32, TensorKind::Activation)
     }
 
+    /// The dtype of tensors passed between kernels: f16 under `--precision f16` where shaders
+    /// can write f16 (SHADER_F16), else f32. Statistics, accumulators and whatever the caller
+    /// keeps as f32 (the residual stream, outputs) stay f32.
+    pub fn activation_dtype(&self) -> DType {
+        if self.f16_inputs() && self.gpu.has_f16() {
+            DType::F16
+        } else {
+            DType::F32
+        }
+    }
+
     /// Keeps `t` alive to the end and reads it back after every run.
     pub fn output(&mut self, t: TensorId) {
         if !self.outputs.contains(&t) {
@@ -97,7 +108,8 @@ impl<'g> GraphBuilder<'g> {
         Ok(())
     }
 
-    /// `y = act(x·Wᵀ + b)` over the last axis of `x`; `w` is `[out, in]`.
+    /// `y = act(x·Wᵀ + b)` over the last axis of `x`; `w` is `[out, in]`; `y` in
+    /// [`activation_dtype`](Self::activation_dtype).
     pub fn linear(
         &mut self,
         label: &str,
@@ -105,6 +117,31 @@ impl<'g> GraphBuilder<'g> {
         w: TensorId,
         b: Option<TensorId>,
         act: Act,
+    ) -> Result<TensorId> {
+        let dtype = self.activation_dtype();
+        self.linear_as(label, x, w, b, act, dtype)
+    }
+
+    /// [`linear`](Self::linear) with an f32 output (a residual stream, logits read back).
+    pub fn linear_f32(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+        act: Act,
+    ) -> Result<TensorId> {
+        self.linear_as(label, x, w, b, act, DType::F32)
+    }
+
+    fn linear_as(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+        act: Act,
+        dtype: DType,
     ) -> Result<TensorId> {
         let ws = self.shape(w).to_vec();
         if ws.len() != 2 {
@@ -118,7 +155,7 @@ impl<'g> GraphBuilder<'g> {
         let m: usize = xs[..xs.len() - 1].iter().product();
         let mut out_shape = xs.clone();
         *out_shape.last_mut().unwrap() = n;
-        let y = self.activation(label, &out_shape);
+        let y = self.add(label, &out_shape, dtype, TensorKind::Activation);
         let mut mm = Matmul::linear(m, n, k);
         mm.act = act;
         self.matmul(label, mm, x, w, b, y)?;
@@ -126,7 +163,7 @@ impl<'g> GraphBuilder<'g> {
     }
 
     /// Whether matmuls may round their inputs to f16 (the device's f16 precision).
-    fn f16_inputs(&self) -> bool {
+    pub fn f16_inputs(&self) -> bool {
         self.gpu.precision() == crate::gpu::Precision::F16
     }
 
@@ -166,6 +203,8 @@ impl<'g> GraphBuilder<'g> {
         c: TensorId,
     ) -> Result<()> {
         mm.b_dtype = self.tensors[b.0].dtype;
+        mm.a_dtype = self.tensors[a.0].dtype;
+        mm.c_dtype = self.tensors[c.0].dtype;
         mm.bias = bias.is_some();
         mm.f16_inputs |= self.f16_inputs();
         if let Some(bias) = bias {
@@ -216,6 +255,7 @@ impl<'g> GraphBuilder<'g> {
             eps,
             residual: residual.is_some(),
             per_row: None,
+            x_dtype: self.tensors[x.0].dtype,
         };
         let call = ln.call(self.gpu)?;
         self.node(
@@ -289,167 +329,68 @@ impl<'g> GraphBuilder<'g> {
         Ok(y)
     }
 
-    /// `y[b] = (x[b]·Wᵀ + bias)ᵀ`: `x` `[batch, seq, in]` → `[batch, out, seq]`, i.e. the
-    /// projection written transposed per sequence. Attention stores V this way so that P·V
-    /// reads V contiguously along the summed axis.
-    pub fn linear_transposed(
-        &mut self,
-        label: &str,
-        x: TensorId,
-        w: TensorId,
-        b: Option<TensorId>,
-    ) -> Result<TensorId> {
-        let xs = self.shape(x).to_vec();
-        let ws = self.shape(w).to_vec();
-        if xs.len() != 3 || ws.len() != 2 || ws[1] != xs[2] {
-            return Err(Error::Graph(format!(
-                "{label}: cannot apply weight {ws:?} to {xs:?}"
-            )));
-        }
-        let (bsz, seq, k, n) = (xs[0], xs[1], xs[2], ws[0]);
-        let y = self.activation(label, &[bsz, n, seq]);
-        let mut mm = Matmul::linear(seq, n, k);
-        mm.batch0 = bsz;
-        mm.a.b0 = seq * k;
-        mm.b.b0 = 0;
-        mm.c = View {
-            off: 0,
-            b0: n * seq,
-            b1: 0,
-            rows: 1,
-            cols: seq,
-        };
-        self.matmul(label, mm, x, w, b, y)?;
-        Ok(y)
-    }
-
-    /// Multi-head self-attention core: `softmax(Q·Kᵀ·scale + mask)·V` per head, with `qk`
-    /// `[batch, seq, 2·hidden]` (Q then K on the last axis), `vt` `[batch, hidden, seq]` (V
-    /// transposed, see [`linear_transposed`](Self::linear_transposed)) and an additive key mask
-    /// `[batch, seq]`. Heads are read and written in place by strides, and the score matrix is
-    /// processed in chunks of the batch so it fits one storage binding.
+    /// Multi-head self-attention core, one fused kernel: `softmax(Q·Kᵀ/√d + bias + mask)·V`
+    /// per head, with `qkv` `[batch, seq, 3·hidden]` (Q, K, V side by side on the last axis,
+    /// heads interleaved within each; f32 or f16), an additive key mask `[batch, seq]` (0 or
+    /// `f32::MIN`) and optionally an additive position `bias`, f32 `[heads, seq, seq]` (shared
+    /// by the batch) or `[batch·heads, seq, seq]`, and a sliding `window` (key `j` visible to
+    /// query `i` only when `|i − j| ≤ window / 2`; 0 is global attention). Returns the context
+    /// `[batch, seq, hidden]` in f32, heads interleaved.
     pub fn attention(
         &mut self,
         label: &str,
-        qk: TensorId,
-        vt: TensorId,
+        qkv: TensorId,
         mask: TensorId,
         heads: usize,
+        bias: Option<TensorId>,
+        window: usize,
     ) -> Result<TensorId> {
-        let s = self.shape(qk).to_vec();
-        let vs = self.shape(vt).to_vec();
-        if s.len() != 3 || !s[2].is_multiple_of(2) || !(s[2] / 2).is_multiple_of(heads) {
+        let s = self.shape(qkv).to_vec();
+        if s.len() != 3 || !s[2].is_multiple_of(3) || !(s[2] / 3).is_multiple_of(heads) {
             return Err(Error::Graph(format!(
-                "{label}: qk {s:?} is not [batch, seq, 2·hidden] with hidden divisible by {heads} heads"
+                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
             )));
         }
-        let (bsz, seq, h) = (s[0], s[1], s[2] / 2);
-        if vs != [bsz, h, seq] {
+        let (bsz, seq, h) = (s[0], s[1], s[2] / 3);
+        if self.shape(mask) != [bsz, seq] {
             return Err(Error::Graph(format!(
-                "{label}: vt {vs:?} is not [batch, hidden, seq] = [{bsz}, {h}, {seq}]"
+                "{label}: mask {:?} is not [batch, seq] = [{bsz}, {seq}]",
+                self.shape(mask)
             )));
         }
-        let d = h / heads;
-        let per_seq = (heads * seq * seq * 4) as u64;
-        let limit = self.gpu.limits.max_storage_buffer_binding_size;
-        if per_seq > limit {
-            return Err(Error::Graph(format!(
-                "{label}: one sequence's attention scores need {per_seq} bytes, more than this adapter's binding limit {limit}; use a shorter sequence"
-            )));
+        let mut at = Attention::packed_qkv(bsz, seq, heads, h / heads);
+        // Q, K, V as the projection wrote them (f16 under --precision f16); the context is f32.
+        at.dtype = self.tensors[qkv.0].dtype;
+        at.window = window;
+        if let Some(b) = bias {
+            let bs = self.shape(b).to_vec();
+            at.bias = Some(if bs == [heads, seq, seq] {
+                BiasView::per_head(seq)
+            } else if bs == [bsz * heads, seq, seq] {
+                BiasView::per_batch_head(heads, seq)
+            } else {
+                return Err(Error::Graph(format!(
+                    "{label}: position bias {bs:?} is neither [heads, seq, seq] nor [batch·heads, seq, seq]"
+                )));
+            });
         }
-        let chunk = ((limit / per_seq) as usize).clamp(1, bsz);
-        let scores = self.activation(&format!("{label}.scores"), &[chunk, heads, seq, seq]);
+        let call = at.call(self.gpu).map_err(|e| match e {
+            Error::Graph(m) => Error::Graph(format!("{label}: {m}")),
+            e => e,
+        })?;
         let ctx = self.activation(&format!("{label}.context"), &[bsz, seq, h]);
-        let qk_view = View {
-            off: 0,
-            b0: seq * 2 * h,
-            b1: d,
-            rows: 2 * h,
-            cols: 1,
-        };
-        let score_view = View {
-            off: 0,
-            b0: heads * seq * seq,
-            b1: seq * seq,
-            rows: seq,
-            cols: 1,
-        };
-        let mut b0 = 0;
-        while b0 < bsz {
-            let nb = chunk.min(bsz - b0);
-            let scores_mm = Matmul {
-                m: seq,
-                n: seq,
-                k: d,
-                batch0: nb,
-                batch1: heads,
-                a: View {
-                    off: b0 * seq * 2 * h,
-                    ..qk_view
-                },
-                b: View {
-                    off: b0 * seq * 2 * h + h,
-                    ..qk_view
-                },
-                c: score_view,
-                alpha: 1.0 / (d as f32).sqrt(),
-                bias: false,
-                act: Act::Identity,
-                b_dtype: DType::F32,
-                bias_dtype: DType::F32,
-                variant: Variant::Auto,
-                f16_inputs: false,
-            };
-            self.matmul(&format!("{label}.qk"), scores_mm, qk, qk, None, scores)?;
-            let sm = Softmax {
-                rows: nb * heads * seq,
-                len: seq,
-                rows_per_mask: heads * seq,
-                has_mask: true,
-                mask_off: b0 * seq,
-                per_row: None,
-            };
-            let call = sm.call(self.gpu)?;
-            self.node(
-                format!("{label}.softmax"),
-                call,
-                vec![
-                    Arg::T(scores, Access::ReadWrite),
-                    Arg::T(mask, Access::Read),
-                ],
-            );
-            let pv = Matmul {
-                m: seq,
-                n: d,
-                k: seq,
-                batch0: nb,
-                batch1: heads,
-                a: score_view,
-                b: View {
-                    off: b0 * h * seq,
-                    b0: h * seq,
-                    b1: d * seq,
-                    rows: seq,
-                    cols: 1,
-                },
-                c: View {
-                    off: b0 * seq * h,
-                    b0: seq * h,
-                    b1: d,
-                    rows: h,
-                    cols: 1,
-                },
-                alpha: 1.0,
-                bias: false,
-                act: Act::Identity,
-                b_dtype: DType::F32,
-                bias_dtype: DType::F32,
-                variant: Variant::Auto,
-                f16_inputs: false,
-            };
-            self.matmul(&format!("{label}.pv"), pv, scores, vt, None, ctx)?;
-            b0 += nb;
-        }
+        self.node(
+            label,
+            call,
+            vec![
+                Arg::T(qkv, Access::Read),
+                Arg::T(qkv, Access::Read),
+                Arg::T(qkv, Access::Read),
+                Arg::T(mask, Access::Read),
+                bias.map_or(Arg::Unused, |b| Arg::T(b, Access::Read)),
+                Arg::T(ctx, Access::Write),
+            ],
+        );
         Ok(ctx)
     }
 

@@ -128,9 +128,8 @@ struct Norm {
 }
 
 struct Layer {
-    /// Q and K as one `[2·hidden, hidden]` projection.
-    qk: Lin,
-    v: Lin,
+    /// Q, K and V as one `[3·hidden, hidden]` projection.
+    qkv: Lin,
     attn_out: Lin,
     attn_norm: Norm,
     ff_in: Lin,
@@ -256,7 +255,7 @@ impl Uploader<'_> {
         })
     }
 
-    /// Several same-shaped linears (Q and K) as one `[n·out, inp]` matrix: one projection.
+    /// Several same-shaped linears (Q, K and V) as one `[n·out, inp]` matrix: one projection.
     fn fused(&mut self, parts: &[&LinSpec]) -> Result<Lin> {
         let names: Vec<&str> = parts.iter().map(|p| p.w.as_str()).collect();
         let key = names.join("+");
@@ -291,34 +290,37 @@ impl Uploader<'_> {
                 b
             }
         };
-        let biases: Option<Vec<&String>> = parts.iter().map(|p| p.b.as_ref()).collect();
-        let b = match biases {
-            Some(names) => {
-                let bkey = names
-                    .iter()
-                    .map(|n| n.as_str())
-                    .collect::<Vec<_>>()
-                    .join("+");
-                match self.cache.get(&bkey) {
-                    Some(b) => Some(b.clone()),
-                    None => {
-                        let mut all = vec![];
-                        for n in &names {
-                            all.extend(self.w.get(n, &[out])?.to_f32());
+        // One bias for the joined rows when any part has one; a part without gets zeros.
+        let names: Vec<Option<&String>> = parts.iter().map(|p| p.b.as_ref()).collect();
+        let b = if names.iter().all(|n| n.is_none()) {
+            None
+        } else {
+            let bkey = names
+                .iter()
+                .map(|n| n.map_or("zeros", |n| n.as_str()))
+                .collect::<Vec<_>>()
+                .join("+");
+            match self.cache.get(&bkey) {
+                Some(b) => Some(b.clone()),
+                None => {
+                    let mut all = vec![];
+                    for n in &names {
+                        match n {
+                            Some(n) => all.extend(self.w.get(n, &[out])?.to_f32()),
+                            None => all.extend(std::iter::repeat_n(0.0f32, out)),
                         }
-                        let b = WeightBuffer::upload(
-                            self.gpu,
-                            &bkey,
-                            &[count * out],
-                            DType::F32,
-                            bytemuck::cast_slice(&all),
-                        )?;
-                        self.cache.insert(bkey, b.clone());
-                        Some(b)
                     }
+                    let b = WeightBuffer::upload(
+                        self.gpu,
+                        &bkey,
+                        &[count * out],
+                        DType::F32,
+                        bytemuck::cast_slice(&all),
+                    )?;
+                    self.cache.insert(bkey, b.clone());
+                    Some(b)
                 }
             }
-            None => None,
         };
         Ok(Lin { w, b })
     }
@@ -441,8 +443,7 @@ impl Network {
                 continue;
             }
             let layer = Arc::new(Layer {
-                qk: up.fused(&[&l.q, &l.k])?,
-                v: up.lin(&l.v)?,
+                qkv: up.fused(&[&l.q, &l.k, &l.v])?,
                 attn_out: up.lin(&l.attn_out)?,
                 attn_norm: up.norm(&l.attn_norm)?,
                 ff_in: up.lin(&l.ff_in)?,
@@ -569,16 +570,14 @@ impl Network {
         )?;
         if let Some(p) = &self.project {
             let (w, b) = self.lin_ids(g, p);
-            x = g.linear("embeddings.project", x, w, b, Act::Identity)?;
+            x = g.linear_f32("embeddings.project", x, w, b, Act::Identity)?;
         }
         let mut hidden = vec![x];
         for (i, l) in self.layers.iter().enumerate() {
             let name = format!("layer{i}");
-            let (w, b) = self.lin_ids(g, &l.qk);
-            let qk = g.linear(&format!("{name}.qk"), x, w, b, Act::Identity)?;
-            let (w, b) = self.lin_ids(g, &l.v);
-            let vt = g.linear_transposed(&format!("{name}.v"), x, w, b)?;
-            let ctx = g.attention(&format!("{name}.attention"), qk, vt, mask, self.heads)?;
+            let (w, b) = self.lin_ids(g, &l.qkv);
+            let qkv = g.linear(&format!("{name}.qkv"), x, w, b, Act::Identity)?;
+            let ctx = g.attention(&format!("{name}.attention"), qkv, mask, self.heads, None, 0)?;
             let (w, b) = self.lin_ids(g, &l.attn_out);
             let a = g.linear(&format!("{name}.attn_out"), ctx, w, b, Act::Identity)?;
             let (ng, nb) = (g.weight(&l.attn_norm.gamma), g.weight(&l.attn_norm.beta));
@@ -618,18 +617,18 @@ impl Network {
                     Some((d, act)) => {
                         let (dw, db) = self.lin_ids(g, d);
                         let p = g.linear_first_token("head.dense", x, dw, db, *act)?;
-                        g.linear("head.out", p, w, b, Act::Identity)?
+                        g.linear_f32("head.out", p, w, b, Act::Identity)?
                     }
                     None => g.linear_first_token("head.out", x, w, b, Act::Identity)?,
                 })
             }
             Head::QuestionAnswering(l) => {
                 let (w, b) = self.lin_ids(g, l);
-                Some(g.linear("head.qa", head_x, w, b, Act::Identity)?)
+                Some(g.linear_f32("head.qa", head_x, w, b, Act::Identity)?)
             }
             Head::TokenClassifier(l) => {
                 let (w, b) = self.lin_ids(g, l);
-                Some(g.linear("head.classifier", head_x, w, b, Act::Identity)?)
+                Some(g.linear_f32("head.classifier", head_x, w, b, Act::Identity)?)
             }
             Head::MaskedLm { .. } if select == 0 && readback != Readback::Head => None,
             Head::MaskedLm {
@@ -644,7 +643,8 @@ impl Network {
                 let (ng, nb) = (g.weight(&norm.gamma), g.weight(&norm.beta));
                 let t = g.layer_norm("head.norm", t, None, ng, nb, *eps)?;
                 let (w, b) = self.lin_ids(g, decoder);
-                Some(g.linear("head.decoder", t, w, b, Act::Identity)?)
+                // Logits are read back: f32 whatever the activation dtype.
+                Some(g.linear_f32("head.decoder", t, w, b, Act::Identity)?)
             }
         };
         // Read back only what the caller needs: a BERT-base 32 × 128 last hidden state is 12.6 MB.

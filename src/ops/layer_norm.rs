@@ -1,7 +1,7 @@
 //! LayerNorm with learned scale and shift, optionally fused with a residual add
 //! (`shaders/layer_norm.wgsl`).
 
-use super::{grid, with_reduce, KernelCall};
+use super::{grid, with_enables, with_reduce, DType, KernelCall, Load};
 use crate::gpu::Gpu;
 use crate::Result;
 
@@ -16,6 +16,8 @@ pub struct LayerNorm {
     /// `Some(true)`: one invocation per row (CPU adapters); `Some(false)`: a workgroup per row;
     /// `None`: by adapter type.
     pub per_row: Option<bool>,
+    /// x's dtype (f16: a matmul output under `--precision f16`); residual and output are f32.
+    pub x_dtype: DType,
 }
 
 impl LayerNorm {
@@ -24,9 +26,11 @@ impl LayerNorm {
         // One invocation per row on CPU adapters, a workgroup per row elsewhere.
         let rows_variant = self.per_row.unwrap_or(gpu.cpu_kernels());
         let entry = if rows_variant { "main_rows" } else { "main" };
-        let pipeline = gpu.pipeline_entry(&format!("layer_norm.{entry}"), entry, || {
-            with_reduce(SOURCE)
-        })?;
+        let lx = Load::for_dtype(gpu, self.x_dtype);
+        let pipeline =
+            gpu.pipeline_entry(&format!("layer_norm.{entry}.{}", lx.tag()), entry, || {
+                with_enables(&[lx], format!("{}{}", lx.wgsl(1, "x"), with_reduce(SOURCE)))
+            })?;
         let n = (self.rows * self.n) as u64;
         let inputs = if self.residual { 2 } else { 1 };
         Ok(KernelCall {
@@ -44,7 +48,7 @@ impl LayerNorm {
                 grid(self.rows as u32)
             },
             flops: n * (7 + u64::from(self.residual)),
-            bytes: 4 * n * (inputs + 1) + 8 * self.n as u64,
+            bytes: self.x_dtype.bytes(n as usize) + 4 * n * inputs + 8 * self.n as u64,
         })
     }
 
@@ -75,13 +79,24 @@ mod tests {
 
     #[test]
     fn layer_norm_matches_reference() {
-        let gpu = crate::gpu::test_gpu();
+        for x_dtype in [DType::F32, DType::F16] {
+            for gpu in testing::gpus_for(x_dtype) {
+                check(gpu, x_dtype);
+            }
+        }
+    }
+
+    fn check(gpu: &Gpu, x_dtype: DType) {
         for &(rows, n) in &[(1, 1), (7, 33), (129, 384), (3, 768), (5, 1536), (33, 7)] {
             // An offset mean tests the two-pass variance.
-            let x: Vec<f32> = testing::random(rows * n, n as u64, 2.0)
+            let mut x: Vec<f32> = testing::random(rows * n, n as u64, 2.0)
                 .iter()
                 .map(|v| v + 30.0)
                 .collect();
+            if x_dtype == DType::F16 {
+                // The reference sees the same rounded inputs: the bound stays the kernel's own.
+                x = testing::round_f16(&x);
+            }
             let res = testing::random(rows * n, 1 + n as u64, 2.0);
             let g = testing::random(n, 2, 1.5);
             let b = testing::random(n, 3, 0.5);
@@ -94,13 +109,17 @@ mod tests {
                         eps,
                         residual,
                         per_row: Some(per_row),
+                        x_dtype,
                     };
                     let call = ln.call(gpu).unwrap();
                     let out = testing::run(
                         gpu,
                         &call,
                         &[
-                            Buf::F32(x.clone()),
+                            match x_dtype {
+                                DType::F16 => Buf::F16(x.clone()),
+                                _ => Buf::F32(x.clone()),
+                            },
                             Buf::F32(res.clone()),
                             Buf::F32(g.clone()),
                             Buf::F32(b.clone()),

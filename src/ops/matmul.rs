@@ -45,6 +45,27 @@ pub enum Variant {
     Coop,
 }
 
+/// How a matmul reads A, B and the bias and writes C.
+#[derive(Clone, Copy)]
+struct Io {
+    la: Load,
+    lb: Load,
+    lbias: Load,
+    lc: Load,
+}
+
+impl Io {
+    fn tag(&self) -> String {
+        format!(
+            "a{}.b{}.bias{}.c{}",
+            self.la.tag(),
+            self.lb.tag(),
+            self.lbias.tag(),
+            self.lc.tag()
+        )
+    }
+}
+
 /// Every variant the adapter can run for `mm`, whatever `Auto` would pick: what tests cover.
 pub fn variants_for(gpu: &Gpu, mm: &Matmul) -> Vec<Variant> {
     let mut v = vec![Variant::Tiled, Variant::TiledSmall, Variant::Direct];
@@ -88,17 +109,22 @@ pub struct Matmul {
     pub k: usize,
     pub batch0: usize,
     pub batch1: usize,
-    /// A(m, k), f32.
+    /// A(m, k), in `a_dtype`.
     pub a: View,
     /// B(n, k): weights `[out, in]` as stored, or a second activation.
     pub b: View,
-    /// C(m, n), f32.
+    /// C(m, n), in `c_dtype`.
     pub c: View,
     pub alpha: f32,
     pub bias: bool,
     pub act: Act,
     pub b_dtype: DType,
     pub bias_dtype: DType,
+    /// A's dtype: f32, or f16 (the f16 activations of `--precision f16`; needs SHADER_F16 to
+    /// be written, any adapter reads it).
+    pub a_dtype: DType,
+    /// C's dtype: f32, or f16 (needs SHADER_F16).
+    pub c_dtype: DType,
     pub variant: Variant,
     /// A and B may be rounded to f16 before multiplying (the f16 precision path): lets `Auto`
     /// pick cooperative matrices.
@@ -167,6 +193,8 @@ impl Matmul {
             act: Act::Identity,
             b_dtype: DType::F32,
             bias_dtype: DType::F32,
+            a_dtype: DType::F32,
+            c_dtype: DType::F32,
             variant: Variant::Auto,
             f16_inputs: false,
         }
@@ -190,7 +218,8 @@ impl Matmul {
         } else {
             0
         };
-        4 * (batches * (self.m * self.k + self.m * self.n)) as u64
+        self.a_dtype.bytes(batches * self.m * self.k)
+            + self.c_dtype.bytes(batches * self.m * self.n)
             + self.b_dtype.bytes(b_count)
             + bias
     }
@@ -199,9 +228,18 @@ impl Matmul {
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         let lb = Load::for_dtype(gpu, self.b_dtype);
         let lbias = Load::for_dtype(gpu, self.bias_dtype);
+        let la = Load::for_dtype(gpu, self.a_dtype);
+        let lc = Load::for_dtype(gpu, self.c_dtype);
+        if lc == Load::F16Packed {
+            return Err(Error::Gpu(format!(
+                "an f16 matmul output needs SHADER_F16, which {} does not have in use",
+                gpu.describe()
+            )));
+        }
+        let io = Io { la, lb, lbias, lc };
         let variant = self.resolved_variant(gpu)?;
         let pipeline = match variant {
-            Variant::Coop => self.coop_pipeline(gpu, lb, lbias)?,
+            Variant::Coop => self.coop_pipeline(gpu, io)?,
             _ => {
                 let entry = match variant {
                     Variant::Vec4 => "main_vec4",
@@ -210,28 +248,37 @@ impl Matmul {
                 };
                 let small = variant == Variant::TiledSmall;
                 let key = format!(
-                    "matmul.{entry}{}.{}.{}",
+                    "matmul.{entry}{}.{}",
                     if small { ".small" } else { "" },
-                    lb.tag(),
-                    lbias.tag()
+                    io.tag()
                 );
                 gpu.pipeline_entry(&key, entry, || {
                     let (common, rest) = split_section(SOURCE, SCALAR_MARK);
                     let (scalar, vec4) = split_section(rest, VEC4_MARK);
-                    let (b_decl, section) = if variant == Variant::Vec4 {
-                        (lb.wgsl4(2, "b"), vec4.to_string())
+                    let (ab_decl, section) = if variant == Variant::Vec4 {
+                        (
+                            format!("{}{}", la.wgsl4(1, "a"), lb.wgsl4(2, "b")),
+                            vec4.to_string(),
+                        )
                     } else if small {
                         let tw = "const TW: u32 = 16u;";
                         assert!(scalar.contains(tw), "matmul.wgsl declares `{tw}`");
-                        (lb.wgsl(2, "b"), scalar.replace(tw, "const TW: u32 = 8u;"))
+                        (
+                            format!("{}{}", la.wgsl(1, "a"), lb.wgsl(2, "b")),
+                            scalar.replace(tw, "const TW: u32 = 8u;"),
+                        )
                     } else {
-                        (lb.wgsl(2, "b"), scalar.to_string())
+                        (
+                            format!("{}{}", la.wgsl(1, "a"), lb.wgsl(2, "b")),
+                            scalar.to_string(),
+                        )
                     };
                     with_enables(
-                        &[lb, lbias],
+                        &[la, lb, lbias, lc],
                         format!(
-                            "{b_decl}{}{}{common}{section}",
+                            "{ab_decl}{}{}{}{common}{section}",
                             lbias.wgsl(3, "bias"),
+                            lc.store_wgsl(4, "c"),
                             activation::functions(),
                         ),
                     )
@@ -298,18 +345,13 @@ impl Matmul {
         })
     }
 
-    fn coop_pipeline(
-        &self,
-        gpu: &Gpu,
-        lb: Load,
-        lbias: Load,
-    ) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
+    fn coop_pipeline(&self, gpu: &Gpu, io: Io) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
         let cfg = gpu.coop().expect("checked by resolved_variant");
         let f = cfg.size;
         let sg = cfg.subgroup_max;
         // Subgroups may be smaller than the largest size: room for every one's scratch.
         let nsg = (4 * sg).div_ceil(gpu.info.subgroup_min_size.max(1)).max(4);
-        let key = format!("matmul.coop{f}.sg{sg}.{}.{}", lb.tag(), lbias.tag());
+        let key = format!("matmul.coop{f}.sg{sg}.{}", io.tag());
         gpu.pipeline_entry(&key, "main_coop", || {
             let (common, _) = split_section(SOURCE, SCALAR_MARK);
             let frag = format!("coop_mat{f}x{f}");
@@ -320,9 +362,11 @@ impl Matmul {
             format!(
                 "enable f16;\nenable wgpu_cooperative_matrix;\n\
                  const F: u32 = {f}u;\nconst WG: u32 = {wg}u;\nconst NSG: u32 = {nsg}u;\n\
-                 {}{}{}{common}{body}",
-                lb.wgsl(2, "b"),
-                lbias.wgsl(3, "bias"),
+                 {}{}{}{}{}{common}{body}",
+                io.la.wgsl(1, "a"),
+                io.lb.wgsl(2, "b"),
+                io.lbias.wgsl(3, "bias"),
+                io.lc.store_wgsl(4, "c"),
                 activation::functions(),
                 wg = 4 * sg,
             )
@@ -378,6 +422,9 @@ mod tests {
             a = testing::round_f16(&a);
             b = testing::round_f16(&b);
         }
+        if mm.a_dtype == DType::F16 {
+            a = testing::round_f16(&a);
+        }
         let mut bias = testing::random(mm.n, seed + 2, 1.0);
         if mm.b_dtype == DType::F16 {
             b = testing::round_f16(&b);
@@ -394,10 +441,13 @@ mod tests {
             gpu,
             &call,
             &[
-                Buf::F32(a.clone()),
+                wrap(mm.a_dtype, a.clone()),
                 wrap(mm.b_dtype, b.clone()),
                 wrap(mm.bias_dtype, bias.clone()),
-                Buf::Poison(c_len),
+                match mm.c_dtype {
+                    DType::F16 => Buf::PoisonF16(c_len),
+                    _ => Buf::Poison(c_len),
+                },
             ],
         );
         let mut reference = vec![f64::NAN; c_len];
@@ -419,7 +469,12 @@ mod tests {
         // the kernel's f32 arithmetic alone; f16 gets the issue's looser bound.
         // Coop: products of f16 values are exact in f32, so with the inputs rounded above it
         // must match f32 arithmetic.
-        let tol = if mm.b_dtype == DType::F16 { 1e-3 } else { 1e-5 };
+        // An f16 C is rounded once at the end: relative error up to 2^-11 per element.
+        let tol = if mm.b_dtype == DType::F16 || mm.c_dtype == DType::F16 {
+            1e-3
+        } else {
+            1e-5
+        };
         assert!(err < tol, "{mm:?}: relative error {err:e}");
     }
 
@@ -483,6 +538,8 @@ mod tests {
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
+                a_dtype: DType::F32,
+                c_dtype: DType::F32,
                 variant: Variant::Auto,
                 f16_inputs: false,
             };
@@ -520,6 +577,8 @@ mod tests {
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
+                a_dtype: DType::F32,
+                c_dtype: DType::F32,
                 variant: Variant::Auto,
                 f16_inputs: false,
             };
@@ -529,6 +588,49 @@ mod tests {
 
     fn check_two(mm: Matmul, ab_len: usize, c_len: usize) {
         check(mm, ab_len, ab_len, c_len, 5);
+    }
+
+    /// The f16 activations of `--precision f16`: A read and C written in f16 (native f16 only).
+    #[test]
+    fn f16_activations_in_and_out() {
+        let gpu = crate::gpu::test_gpu();
+        assert!(
+            gpu.has_f16(),
+            "the test adapter has SHADER_F16 (lavapipe does)"
+        );
+        for (i, &(m, n, k)) in [(1, 1, 1), (7, 33, 129), (65, 129, 384), (3, 2, 768)]
+            .iter()
+            .enumerate()
+        {
+            for (a_dtype, c_dtype) in [
+                (DType::F16, DType::F16),
+                (DType::F32, DType::F16),
+                (DType::F16, DType::F32),
+            ] {
+                let mut mm = Matmul::linear(m, n, k);
+                mm.bias = true;
+                mm.act = Act::Gelu;
+                mm.b_dtype = DType::F16;
+                mm.bias_dtype = DType::F16;
+                mm.a_dtype = a_dtype;
+                mm.c_dtype = c_dtype;
+                for v in variants_for(gpu, &mm) {
+                    check_on(
+                        gpu,
+                        Matmul { variant: v, ..mm },
+                        m * k,
+                        n * k,
+                        m * n,
+                        40 + i as u64,
+                    );
+                }
+            }
+        }
+        // Without SHADER_F16 an f16 output cannot be written: a clear error.
+        let mut mm = Matmul::linear(4, 4, 4);
+        mm.c_dtype = DType::F16;
+        let e = mm.call(crate::gpu::test_gpu_packed_f16()).err().unwrap();
+        assert!(e.to_string().contains("SHADER_F16"), "{e}");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! CPU f64 reference its tests compare against. Nothing here allocates buffers: the graph does.
 
 pub mod activation;
+pub mod attention;
 pub mod embedding;
 pub mod layer_norm;
 pub mod matmul;
@@ -104,6 +105,22 @@ impl Load {
                    let p = {name}[i];\n\
                    return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));\n\
                  }}\n"
+            ),
+        }
+    }
+
+    /// WGSL declaring storage binding `binding` as a writable array `name` and a function
+    /// `store_<name>(i, v)` writing f32 `v` as element `i`. Packed f16 cannot be written one
+    /// element per invocation (two share a word), so it is stored as f32.
+    pub fn store_wgsl(self, binding: u32, name: &str) -> String {
+        match self {
+            Load::F16Native => format!(
+                "@group(0) @binding({binding}) var<storage, read_write> {name}: array<f16>;\n\
+                 fn store_{name}(i: u32, v: f32) {{ {name}[i] = f16(v); }}\n"
+            ),
+            _ => format!(
+                "@group(0) @binding({binding}) var<storage, read_write> {name}: array<f32>;\n\
+                 fn store_{name}(i: u32, v: f32) {{ {name}[i] = v; }}\n"
             ),
         }
     }

@@ -11,6 +11,8 @@ pub enum Buf {
     U32(Vec<u32>),
     /// `n` f32 NaNs: an output whose every element must be overwritten.
     Poison(usize),
+    /// `n` f16 NaNs (an f16 output), read back as f32.
+    PoisonF16(usize),
 }
 
 /// Seeded uniform values in [-scale, scale], never all zero.
@@ -65,6 +67,7 @@ pub fn run(gpu: &Gpu, call: &KernelCall, bufs: &[Buf]) -> Vec<Vec<f32>> {
                 Buf::F16(v) => super::f16_bytes(v),
                 Buf::U32(v) => bytemuck::cast_slice(v).to_vec(),
                 Buf::Poison(n) => bytemuck::cast_slice(&vec![f32::NAN; *n]).to_vec(),
+                Buf::PoisonF16(n) => crate::ops::f16_bytes(&vec![f32::NAN; *n]),
             };
             dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: None,
@@ -113,6 +116,11 @@ pub fn run(gpu: &Gpu, call: &KernelCall, bufs: &[Buf]) -> Vec<Vec<f32>> {
                 Buf::F16(v) => {
                     let mut h = decode_f16(&bytes);
                     h.truncate(v.len());
+                    h
+                }
+                Buf::PoisonF16(n) => {
+                    let mut h = decode_f16(&bytes);
+                    h.truncate(*n);
                     h
                 }
                 _ => bytemuck::cast_slice(&bytes).to_vec(),
