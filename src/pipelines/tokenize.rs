@@ -630,6 +630,98 @@ mod tests {
         );
     }
 
+    fn tiny2(name: &str) -> TextTokenizer {
+        TextTokenizer::load(&shared().join("fixtures/tiny2").join(name)).unwrap()
+    }
+
+    /// Special tokens by role from tokenizer_config.json, and whether the model marks
+    /// word continuations, for the three tokenizer families.
+    #[test]
+    fn special_tokens_and_word_awareness() {
+        let bert = tiny2("tiny-bert-ner");
+        let s = bert.special();
+        assert_eq!(s.mask, Some(("[MASK]".to_string(), 4)));
+        assert_eq!(s.unk, Some(("[UNK]".to_string(), 3)));
+        assert_eq!(s.pad, Some(("[PAD]".to_string(), 0)));
+        assert!(bert.word_aware());
+        let roberta = tiny2("tiny-roberta-ner");
+        assert_eq!(roberta.special().mask, Some(("<mask>".to_string(), 4)));
+        assert_eq!(roberta.special().pad, Some(("<pad>".to_string(), 1)));
+        assert!(
+            !roberta.word_aware(),
+            "byte-level BPE without a continuation prefix"
+        );
+        assert!(!tiny2("tiny-xlm-roberta-ner").word_aware(), "Unigram");
+    }
+
+    /// Offsets in characters, and a byte-level tokenizer's offsets trimmed of the leading space
+    /// once (the post-processor runs once), as transformers reports them.
+    #[test]
+    fn char_offsets_and_byte_level_trimming() {
+        let roberta = tiny2("tiny-roberta-ner");
+        let e = roberta
+            .encode_with_char_offsets("Marie Curie", None)
+            .unwrap();
+        let toks: Vec<String> = e
+            .get_ids()
+            .iter()
+            .map(|&i| roberta.id_to_token(i))
+            .collect();
+        let k = toks.iter().position(|t| t == "ĠC").expect("a ĠC token");
+        assert_eq!(e.get_offsets()[k], (6, 7));
+        assert_eq!(e.get_special_tokens_mask()[0], 1);
+        let bert = tiny2("tiny-bert-ner");
+        let e = bert.encode_with_char_offsets("Zürich ☕ x", None).unwrap();
+        let last = e.get_offsets()[e.len() - 2];
+        assert_eq!(last, (9, 10), "characters, not bytes");
+    }
+
+    /// only_first cuts the premise and keeps the hypothesis; when the premise cannot give
+    /// enough, nothing is cut (transformers retries without truncation).
+    #[test]
+    fn only_first_truncation() {
+        let bert = tiny2("tiny-bert-nli");
+        let premise = "one two three ".repeat(30);
+        let hyp = "This example is sports.";
+        let e = bert
+            .encode_truncating(&premise, Some(hyp), Some(24), Truncation::OnlyFirst)
+            .unwrap();
+        assert_eq!(e.ids.len(), 24);
+        // The hypothesis whole at the end: its tokens (without [CLS]) close the pair.
+        let h = bert.encode(hyp, None, None).unwrap().ids;
+        assert!(e.ids.ends_with(&h[1..]), "{:?} / {h:?}", e.ids);
+        let long_hyp = "sports ".repeat(40);
+        let e = bert
+            .encode_truncating(
+                "short premise",
+                Some(&long_hyp),
+                Some(24),
+                Truncation::OnlyFirst,
+            )
+            .unwrap();
+        assert!(e.ids.len() > 24, "untruncated");
+        let none = bert
+            .encode_truncating(&premise, None, None, Truncation::None)
+            .unwrap();
+        assert!(none.ids.len() > 64);
+    }
+
+    /// Decoding as transformers: the tokenizer's decoder, special tokens kept or skipped, and
+    /// `clean_up_tokenization` only where the config asks.
+    #[test]
+    fn decoding_and_clean_up() {
+        let bert = tiny2("tiny-bert-mlm");
+        let e = bert.encode("the capital is [MASK].", None, None).unwrap();
+        assert_eq!(bert.decode(&e.ids, true).unwrap(), "the capital is.");
+        assert!(bert.decode(&e.ids, false).unwrap().starts_with("[CLS] the"));
+        let toks = vec!["un".to_string(), "##der".to_string(), "stand".to_string()];
+        assert_eq!(bert.tokens_to_string(&toks).unwrap(), "under stand");
+        assert_eq!(
+            clean_up_tokenization("a , b . it ' s we 're do n't"),
+            "a, b. it's we're don't"
+        );
+    }
+
     #[test]
     fn sentinel_max_length_falls_back_to_positions() {
         let tmp = std::env::temp_dir().join(format!("wgformer-tok-{}", std::process::id()));
