@@ -239,11 +239,11 @@ fn unsupported_architectures_are_named() {
     // A supported family with a head wgformer does not run.
     m.config(|v| {
         v["model_type"] = "bert".into();
-        v["architectures"] = serde_json::json!(["BertForTokenClassification"]);
+        v["architectures"] = serde_json::json!(["BertForMultipleChoice"]);
     });
     refused_with(
         m.path(),
-        &["BertForTokenClassification", "ForSequenceClassification"],
+        &["BertForMultipleChoice", "ForTokenClassification"],
     );
 }
 

@@ -104,7 +104,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         human(info.parameters),
         info.tensors_used
     );
-    if info.head == HeadKind::SequenceClassification {
+    if matches!(
+        info.head,
+        HeadKind::SequenceClassification | HeadKind::TokenClassification
+    ) {
         println!("labels        {}", info.labels.join(", "));
         if let Some(p) = &info.problem_type {
             println!("problem type  {p}");
@@ -221,5 +224,35 @@ fn head_layers(h: &HeadSpec) -> String {
             "{} on every token (start, end)",
             l.w.trim_end_matches(".weight")
         ),
+        HeadSpec::TokenClassifier(l) => format!(
+            "{} on every token ({} labels)",
+            l.w.trim_end_matches(".weight"),
+            l.out
+        ),
+        HeadSpec::MaskedLm {
+            transform,
+            act,
+            norm,
+            decoder,
+            ..
+        } => {
+            let tied = decoder.w.ends_with("word_embeddings.weight");
+            format!(
+                "{} → {act:?} → {} → {} on every token ({} vocabulary logits{})",
+                transform.w.trim_end_matches(".weight"),
+                norm.gamma.trim_end_matches(".weight"),
+                if tied {
+                    "decoder".to_string()
+                } else {
+                    decoder.w.trim_end_matches(".weight").to_string()
+                },
+                decoder.out,
+                if tied {
+                    ", decoder tied to the word embeddings"
+                } else {
+                    ""
+                }
+            )
+        }
     }
 }

@@ -72,6 +72,14 @@ pub enum Command {
     Classify(tasks::ClassifyArgs),
     /// Sentence embeddings.
     Embed(tasks::EmbedArgs),
+    /// Label every token (named entities; any *ForTokenClassification).
+    Ner(tasks::NerArgs),
+    /// Predict the masked tokens of texts (any *ForMaskedLM).
+    FillMask(tasks::FillMaskArgs),
+    /// Classify texts into labels chosen at run time with an NLI model.
+    ZeroShot(tasks::ZeroShotArgs),
+    /// Rank documents against a query with a cross-encoder.
+    Rerank(tasks::RerankArgs),
     /// Evaluate on SQuAD v1.1 or a classification TSV.
     #[command(subcommand)]
     Eval(tasks::EvalCommand),
@@ -91,6 +99,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Qa(a) => tasks::qa(a),
         Command::Classify(a) => tasks::classify(a),
         Command::Embed(a) => tasks::embed(a),
+        Command::Ner(a) => tasks::ner(a),
+        Command::FillMask(a) => tasks::fill_mask(a),
+        Command::ZeroShot(a) => tasks::zero_shot(a),
+        Command::Rerank(a) => tasks::rerank(a),
         Command::Eval(a) => tasks::eval(a),
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),

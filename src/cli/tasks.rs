@@ -1,4 +1,5 @@
-//! `wgformer qa | classify | embed | eval`: parse arguments, call the pipelines, print.
+//! `wgformer qa | classify | embed | ner | fill-mask | zero-shot | rerank | eval`: parse
+//! arguments, call the pipelines, print.
 
 use super::GpuArgs;
 use anyhow::Context;
@@ -8,9 +9,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use wgformer::hub;
 use wgformer::pipelines::classify::{ClassifyFunction, TopK};
+use wgformer::pipelines::fill_mask::{self, FillOutput};
 use wgformer::pipelines::input::{self, Item, QaInput, TextInput};
 use wgformer::pipelines::qa::{QaAnswer, QaParams};
-use wgformer::pipelines::{squad, Classifier, Embedder, QuestionAnswerer, DEFAULT_BATCH};
+use wgformer::pipelines::token_classification::Aggregation;
+use wgformer::pipelines::zero_shot;
+use wgformer::pipelines::{
+    squad, Classifier, Embedder, FillMasker, QuestionAnswerer, Reranker, TokenClassifier,
+    ZeroShotClassifier, DEFAULT_BATCH,
+};
 
 #[derive(Args)]
 pub struct QaArgs {
@@ -495,5 +502,353 @@ fn eval_classify(a: EvalClassifyArgs) -> anyhow::Result<()> {
             "adapter": gpu.describe(),
         })
     );
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct NerArgs {
+    /// Local Hugging Face folder (a *ForTokenClassification model) or hub id.
+    #[arg(long)]
+    model: String,
+    /// Texts to label.
+    texts: Vec<String>,
+    /// One text per line, or JSONL {"text"} (`-` for stdin).
+    #[arg(long)]
+    input: Option<String>,
+    /// none, simple, first, average or max (transformers' `aggregation_strategy`).
+    #[arg(long, default_value = "none")]
+    aggregation_strategy: String,
+    /// Print transformers' JSON (a list of entities), one line per input.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+#[derive(Args)]
+pub struct FillMaskArgs {
+    /// Local Hugging Face folder (a *ForMaskedLM model) or hub id.
+    #[arg(long)]
+    model: String,
+    /// Texts with the tokenizer's mask token ([MASK], <mask>...).
+    texts: Vec<String>,
+    /// One text per line, or JSONL {"text"} (`-` for stdin).
+    #[arg(long)]
+    input: Option<String>,
+    /// Predictions per mask.
+    #[arg(long, default_value_t = fill_mask::DEFAULT_TOP_K)]
+    top_k: usize,
+    /// Only score these tokens (comma-separated; a word outside the vocabulary stands for its
+    /// first token).
+    #[arg(long, value_delimiter = ',')]
+    targets: Option<Vec<String>>,
+    /// Print transformers' JSON, one line per input (a list, or a list per mask).
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+#[derive(Args)]
+pub struct ZeroShotArgs {
+    /// Local Hugging Face folder (an NLI *ForSequenceClassification model) or hub id.
+    #[arg(long)]
+    model: String,
+    /// Texts to classify.
+    texts: Vec<String>,
+    /// One text per line, or JSONL {"text"} (`-` for stdin).
+    #[arg(long)]
+    input: Option<String>,
+    /// Candidate labels, comma-separated.
+    #[arg(long)]
+    labels: String,
+    /// Score each label independently (entailment against contradiction).
+    #[arg(long)]
+    multi_label: bool,
+    /// The hypothesis, with {} where the label goes.
+    #[arg(long, default_value = zero_shot::DEFAULT_TEMPLATE)]
+    hypothesis_template: String,
+    /// Print transformers' JSON (`{"sequence","labels","scores"}`), one line per input.
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+#[derive(Args)]
+pub struct RerankArgs {
+    /// Local Hugging Face folder (a one-label cross-encoder) or hub id.
+    #[arg(long)]
+    model: String,
+    /// The query every document is scored against.
+    #[arg(long)]
+    query: String,
+    /// Documents to rank.
+    docs: Vec<String>,
+    /// One document per line, or JSONL {"text"} (`-` for stdin).
+    #[arg(long)]
+    input: Option<String>,
+    /// Scores are the raw logits instead of what the pipeline gives (the sigmoid).
+    #[arg(long)]
+    raw_scores: bool,
+    /// Print one JSON line per document, best first: `{"index","score","text"}` (`index`: the
+    /// document's 0-based position in the input; `line` too for --input).
+    #[arg(long)]
+    json: bool,
+    #[arg(long, default_value_t = DEFAULT_BATCH)]
+    batch_size: usize,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+/// The texts of a one-text-per-input command, each with its line number (its 1-based position
+/// for positional texts), in input order; a JSONL line with a `text_pair` is refused.
+fn single_texts(
+    texts: &[String],
+    file: Option<&String>,
+    command: &str,
+) -> anyhow::Result<Vec<Item<String>>> {
+    let items = match (file, texts.is_empty()) {
+        (Some(path), true) => input::read_texts(path)?,
+        (None, false) => texts
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Item {
+                line: i + 1,
+                value: Ok(TextInput {
+                    text: t.clone(),
+                    text_pair: None,
+                }),
+            })
+            .collect(),
+        (Some(_), false) => anyhow::bail!("give texts or --input FILE, not both"),
+        (None, true) => anyhow::bail!("nothing to do: give texts as arguments or --input FILE"),
+    };
+    Ok(items
+        .into_iter()
+        .map(|it| Item {
+            line: it.line,
+            value: it.value.and_then(|t| match t.text_pair {
+                None => Ok(t.text),
+                Some(_) => Err(format!(
+                    "line {}: {command} takes one text per input; \"text_pair\" is not used",
+                    it.line
+                )),
+            }),
+        })
+        .collect())
+}
+
+/// The texts that parsed, for the pipeline.
+fn good_texts(items: &[Item<String>]) -> Vec<String> {
+    items
+        .iter()
+        .filter_map(|i| i.value.as_ref().ok().cloned())
+        .collect()
+}
+
+/// Prints one result per input in input order: with `--json` each result's JSON or a
+/// `{"line","error"}` line in its place (errors also on stderr); `show` prints a result as text.
+/// `results` has one entry per input that parsed. True when some input failed.
+fn emit<T: serde::Serialize>(
+    items: &[Item<String>],
+    results: Vec<wgformer::Result<T>>,
+    json: bool,
+    show: impl Fn(&str, &T),
+) -> anyhow::Result<bool> {
+    let mut results = results.into_iter();
+    let mut failed = false;
+    for it in items {
+        match &it.value {
+            Err(e) => {
+                failed = true;
+                report_error(it.line, e, e, json);
+            }
+            Ok(text) => match results.next().expect("one result per parsed input") {
+                Ok(v) if json => println!("{}", serde_json::to_string(&v)?),
+                Ok(v) => show(text, &v),
+                Err(e) => {
+                    failed = true;
+                    report_error(
+                        it.line,
+                        &format!("line {}: {e}", it.line),
+                        &e.to_string(),
+                        json,
+                    );
+                }
+            },
+        }
+    }
+    Ok(failed)
+}
+
+pub fn ner(a: NerArgs) -> anyhow::Result<()> {
+    let strategy = Aggregation::parse(&a.aggregation_strategy)?;
+    let items = single_texts(&a.texts, a.input.as_ref(), "ner")?;
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let m = TokenClassifier::load(&dir, &gpu)?;
+    let texts = good_texts(&items);
+    let pb = bar(texts.len(), "labelling");
+    let results = m.classify(&texts, strategy, a.batch_size, &|n| {
+        pb.set_position(n as u64)
+    })?;
+    pb.finish_and_clear();
+    let failed = emit(&items, results, a.json, |text, ents| {
+        println!("{text}");
+        if ents.is_empty() {
+            println!("  (no entities)");
+        }
+        for e in ents {
+            println!(
+                "  {:<8} {:?} (score {:.4}, characters {}..{})",
+                e.label(),
+                e.word,
+                e.score,
+                e.start,
+                e.end
+            );
+        }
+    })?;
+    if failed && items.len() <= 1 {
+        anyhow::bail!("no result");
+    }
+    Ok(())
+}
+
+pub fn fill_mask(a: FillMaskArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(a.top_k > 0, "--top-k must be at least 1");
+    let items = single_texts(&a.texts, a.input.as_ref(), "fill-mask")?;
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let m = FillMasker::load(&dir, &gpu)?;
+    let texts = good_texts(&items);
+    let pb = bar(texts.len(), "filling");
+    let results = m.fill(&texts, a.top_k, a.targets.as_deref(), a.batch_size, &|n| {
+        pb.set_position(n as u64)
+    })?;
+    pb.finish_and_clear();
+    let failed = emit(&items, results, a.json, |text, out: &FillOutput| {
+        println!("{text}");
+        for (k, fills) in out.per_mask().iter().enumerate() {
+            for f in fills.iter() {
+                println!(
+                    "  mask {}: {:<12} {:.4}  {}",
+                    k + 1,
+                    format!("{:?}", f.token_str),
+                    f.score,
+                    f.sequence
+                );
+            }
+        }
+    })?;
+    if failed && items.len() <= 1 {
+        anyhow::bail!("no result");
+    }
+    Ok(())
+}
+
+pub fn zero_shot(a: ZeroShotArgs) -> anyhow::Result<()> {
+    let labels = zero_shot::parse_labels(&a.labels);
+    anyhow::ensure!(
+        !labels.is_empty(),
+        "--labels: give at least one candidate label (comma-separated)"
+    );
+    // Refuse a template that cannot take the labels before loading anything.
+    zero_shot::hypotheses("x", &labels, &a.hypothesis_template)?;
+    let items = single_texts(&a.texts, a.input.as_ref(), "zero-shot")?;
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let m = ZeroShotClassifier::load(&dir, &gpu)?;
+    if !m.entailment_found {
+        eprintln!(
+            "warning: no label of {:?} starts with \"entail\": reading the last label as entailment, as transformers does",
+            m.model.config.id2label
+        );
+    }
+    let texts = good_texts(&items);
+    let pb = bar(texts.len(), "classifying");
+    let results = m.classify(
+        &texts,
+        &labels,
+        &a.hypothesis_template,
+        a.multi_label,
+        a.batch_size,
+        &|n| pb.set_position(n as u64),
+    )?;
+    pb.finish_and_clear();
+    let failed = emit(&items, results, a.json, |text, r| {
+        let shown: Vec<String> = r
+            .labels
+            .iter()
+            .zip(&r.scores)
+            .map(|(l, s)| format!("{l} {s:.4}"))
+            .collect();
+        println!("{}\t{text}", shown.join(", "));
+    })?;
+    if failed && items.len() <= 1 {
+        anyhow::bail!("no result");
+    }
+    Ok(())
+}
+
+pub fn rerank(a: RerankArgs) -> anyhow::Result<()> {
+    let items = single_texts(&a.docs, a.input.as_ref(), "rerank")?;
+    let dir = hub::resolve(&a.model)?;
+    let gpu = a.gpu.open()?;
+    let r = Reranker::load(&dir, &gpu)?;
+    let docs = good_texts(&items);
+    // Position in the input of each document that parsed.
+    let positions: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, it)| it.value.is_ok())
+        .map(|(k, _)| k)
+        .collect();
+    let pb = bar(docs.len(), "scoring");
+    let scores = r.scores(&a.query, &docs, a.raw_scores, a.batch_size, &|n| {
+        pb.set_position(n as u64)
+    })?;
+    pb.finish_and_clear();
+    // Inputs that failed (unreadable lines, untokenizable documents), in input order first.
+    let mut failed = false;
+    for (k, it) in items.iter().enumerate() {
+        let err = match &it.value {
+            Err(e) => Some((e.clone(), e.clone())),
+            Ok(_) => {
+                let j = positions.iter().position(|&p| p == k).expect("parsed");
+                scores[j]
+                    .as_ref()
+                    .err()
+                    .map(|e| (format!("line {}: {e}", it.line), e.to_string()))
+            }
+        };
+        if let Some((shown, e)) = err {
+            failed = true;
+            report_error(it.line, &shown, &e, a.json);
+        }
+    }
+    for rank in Reranker::rank(&docs, &scores, true) {
+        let k = positions[rank.index];
+        let text = rank.text.unwrap_or_default();
+        if a.json {
+            let mut v = serde_json::json!({ "index": k, "score": rank.score, "text": text });
+            if a.input.is_some() {
+                v["line"] = items[k].line.into();
+            }
+            println!("{v}");
+        } else {
+            println!("{:.4}\t{k}\t{text}", rank.score);
+        }
+    }
+    if failed && items.len() <= 1 {
+        anyhow::bail!("no result");
+    }
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! present) and layers shared across depth: layer `i` runs parameter group
 //! `int(i / (num_hidden_layers / num_hidden_groups))`. The same tensor names repeat in the spec and
 //! the encoder uploads them once. Classification is `classifier(tanh(pooler(first token)))`; QA is
-//! `qa_outputs` on every token.
+//! `qa_outputs` and token classification `classifier` on every token; `AlbertForMaskedLM` is
+//! `predictions`: dense from the hidden size to `embedding_size`, the config's activation,
+//! LayerNorm, then the decoder tied to the word embeddings plus `predictions.bias`.
 //!
 //! A group with `inner_group_num > 1` runs its inner layers one after the other; each inner layer
 //! is a spec layer, so the final output matches transformers but `forward_with_hidden` then holds
@@ -66,6 +68,22 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
+        HeadKind::TokenClassification => {
+            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
+        }
+        HeadKind::MaskedLm => HeadSpec::MaskedLm {
+            transform: LinSpec::new("predictions.dense", e, h),
+            act: cfg.act,
+            norm: NormSpec::new("predictions.LayerNorm", e),
+            eps: cfg.layer_norm_eps,
+            decoder: bert::tied_decoder(
+                cfg,
+                "albert.embeddings.word_embeddings.weight",
+                "predictions.decoder.weight",
+                "predictions.bias",
+                e,
+            ),
+        },
     };
     NetworkSpec {
         embeddings,

@@ -1,5 +1,7 @@
 //! BERT (`model_type: bert`): `BertModel`, `BertForSequenceClassification` (pooler tanh on the
-//! first token, then the classifier) and `BertForQuestionAnswering`.
+//! first token, then the classifier), `BertForQuestionAnswering`, `BertForTokenClassification`
+//! (`classifier` on every token) and `BertForMaskedLM` (`cls.predictions`: transform dense, the
+//! config's activation, LayerNorm, then the decoder tied to the word embeddings plus its bias).
 
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
@@ -36,6 +38,30 @@ pub fn embeddings(p: &str, dim: usize, positions: Positions) -> EmbeddingSpec {
     }
 }
 
+/// A masked-LM decoder `[vocab, dim]`: the word embedding table `word` when the config ties them
+/// (`tie_word_embeddings`, the default; the file then usually has no decoder weight), else the
+/// head's own `untied` weight; with the head's output bias `bias` (also found stored as
+/// `….decoder.bias`, see `Weights`).
+pub fn tied_decoder(
+    cfg: &ModelConfig,
+    word: &str,
+    untied: &str,
+    bias: &str,
+    dim: usize,
+) -> LinSpec {
+    LinSpec {
+        w: if cfg.tie_word_embeddings {
+            word
+        } else {
+            untied
+        }
+        .to_string(),
+        b: Some(bias.to_string()),
+        out: cfg.vocab_size,
+        inp: dim,
+    }
+}
+
 pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     let h = cfg.hidden_size;
     let head = match cfg.head {
@@ -47,6 +73,22 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
+        HeadKind::TokenClassification => {
+            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
+        }
+        HeadKind::MaskedLm => HeadSpec::MaskedLm {
+            transform: LinSpec::new("cls.predictions.transform.dense", h, h),
+            act: cfg.act,
+            norm: NormSpec::new("cls.predictions.transform.LayerNorm", h),
+            eps: cfg.layer_norm_eps,
+            decoder: tied_decoder(
+                cfg,
+                "bert.embeddings.word_embeddings.weight",
+                "cls.predictions.decoder.weight",
+                "cls.predictions.bias",
+                h,
+            ),
+        },
     };
     NetworkSpec {
         embeddings: embeddings("bert.embeddings", h, Positions::Absolute),

@@ -22,6 +22,11 @@ pub enum HeadKind {
     Base,
     SequenceClassification,
     QuestionAnswering,
+    /// `*ForTokenClassification`: labels for every token (named-entity recognition).
+    TokenClassification,
+    /// `*ForMaskedLM`: vocabulary logits per token, the decoder usually tied to the word
+    /// embeddings (fill-mask).
+    MaskedLm,
 }
 
 pub const SUPPORTED_MODEL_TYPES: &str =
@@ -53,6 +58,8 @@ pub struct ModelConfig {
     /// Labels by id (`id2label`); `LABEL_i` when the config has none.
     pub id2label: Vec<String>,
     pub problem_type: Option<String>,
+    /// `tie_word_embeddings` (default true): an LM head's decoder is the word embedding table.
+    pub tie_word_embeddings: bool,
 }
 
 impl ModelConfig {
@@ -163,6 +170,10 @@ impl ModelConfig {
                 .get("problem_type")
                 .and_then(Value::as_str)
                 .map(str::to_string),
+            tie_word_embeddings: v
+                .get("tie_word_embeddings")
+                .and_then(Value::as_bool)
+                .unwrap_or(true),
             model_type,
         })
     }
@@ -190,12 +201,18 @@ fn head_of(arch: &str, model_type: &str) -> std::result::Result<HeadKind, String
     if arch.ends_with("ForQuestionAnswering") {
         return Ok(HeadKind::QuestionAnswering);
     }
-    // Pre-training / LM heads still carry a usable encoder.
-    if arch.ends_with("ForMaskedLM") || arch.ends_with("ForPreTraining") {
+    if arch.ends_with("ForTokenClassification") {
+        return Ok(HeadKind::TokenClassification);
+    }
+    if arch.ends_with("ForMaskedLM") {
+        return Ok(HeadKind::MaskedLm);
+    }
+    // Pre-training heads still carry a usable encoder.
+    if arch.ends_with("ForPreTraining") {
         return Ok(HeadKind::Base);
     }
     Err(format!(
-        "architecture `{arch}` ({model_type}) is not supported; supported: *Model, *ForSequenceClassification, *ForQuestionAnswering (and the encoder of *ForMaskedLM / *ForPreTraining)"
+        "architecture `{arch}` ({model_type}) is not supported; supported: *Model, *ForSequenceClassification, *ForQuestionAnswering, *ForTokenClassification, *ForMaskedLM (and the encoder of *ForPreTraining)"
     ))
 }
 
@@ -251,11 +268,11 @@ mod tests {
             "{e}"
         );
         let e = ModelConfig::from_json(&serde_json::json!({
-            "model_type": "bert", "architectures": ["BertForTokenClassification"]
+            "model_type": "bert", "architectures": ["BertForMultipleChoice"]
         }))
         .unwrap_err();
         assert!(
-            e.contains("BertForTokenClassification") && e.contains("ForQuestionAnswering"),
+            e.contains("BertForMultipleChoice") && e.contains("ForTokenClassification"),
             "{e}"
         );
     }

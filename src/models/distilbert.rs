@@ -1,6 +1,9 @@
 //! DistilBERT (`model_type: distilbert`): no token types; classification is
-//! `classifier(relu(pre_classifier(first token)))`; QA is `qa_outputs` on every token.
+//! `classifier(relu(pre_classifier(first token)))`; QA is `qa_outputs` and token classification
+//! `classifier` on every token; the masked-LM head is `vocab_projector(vocab_layer_norm(act(
+//! vocab_transform(x))))` with the projector tied to the word embeddings and LayerNorm eps 1e-12.
 
+use super::bert::tied_decoder;
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
     EmbeddingSpec, HeadSpec, LayerSpec, LinSpec, NetworkSpec, NormSpec, Positions,
@@ -34,6 +37,23 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
+        HeadKind::TokenClassification => {
+            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
+        }
+        HeadKind::MaskedLm => HeadSpec::MaskedLm {
+            transform: LinSpec::new("vocab_transform", h, h),
+            act: cfg.act,
+            norm: NormSpec::new("vocab_layer_norm", h),
+            // Hard-coded in DistilBertForMaskedLM whatever the config says.
+            eps: 1e-12,
+            decoder: tied_decoder(
+                cfg,
+                "distilbert.embeddings.word_embeddings.weight",
+                "vocab_projector.weight",
+                "vocab_projector.bias",
+                h,
+            ),
+        },
     };
     NetworkSpec {
         embeddings: EmbeddingSpec {

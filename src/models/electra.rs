@@ -1,11 +1,14 @@
 //! ELECTRA (`model_type: electra`, the discriminator): BERT's embeddings at `embedding_size`
 //! (LayerNorm included), then `embeddings_project` to the hidden size when the two differ, then
 //! BERT's layers. Classification is `out_proj(gelu(dense(first token)))` under `classifier.` —
-//! the exact erf gelu whatever `hidden_act` says; QA is `qa_outputs` on every token.
+//! the exact erf gelu whatever `hidden_act` says; QA is `qa_outputs` and token classification
+//! `classifier` on every token. `ElectraForMaskedLM` (the generator): `generator_predictions`
+//! (dense from the hidden size to `embedding_size`, exact gelu, LayerNorm) then
+//! `generator_lm_head` tied to the word embeddings, with its own bias.
 
 use super::bert;
 use super::config::{HeadKind, ModelConfig};
-use super::encoder::{HeadSpec, LinSpec, NetworkSpec, Positions};
+use super::encoder::{HeadSpec, LinSpec, NetworkSpec, NormSpec, Positions};
 use crate::ops::activation::Act;
 
 pub const PREFIXES: &[&str] = &["electra."];
@@ -27,6 +30,22 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
+        HeadKind::TokenClassification => {
+            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
+        }
+        HeadKind::MaskedLm => HeadSpec::MaskedLm {
+            transform: LinSpec::new("generator_predictions.dense", e, h),
+            act: Act::Gelu,
+            norm: NormSpec::new("generator_predictions.LayerNorm", e),
+            eps: cfg.layer_norm_eps,
+            decoder: bert::tied_decoder(
+                cfg,
+                "electra.embeddings.word_embeddings.weight",
+                "generator_lm_head.weight",
+                "generator_lm_head.bias",
+                e,
+            ),
+        },
     };
     NetworkSpec {
         embeddings,

@@ -7,6 +7,7 @@ use super::weights::Weights;
 use crate::gpu::Gpu;
 use crate::graph::{GraphBuilder, TensorId, WeightBuffer};
 use crate::ops::activation::Act;
+use crate::ops::matmul::{Matmul, View};
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -93,6 +94,19 @@ pub enum HeadSpec {
     },
     /// On every token: start/end logits.
     QuestionAnswering(LinSpec),
+    /// On every token: one logit per label (`*ForTokenClassification`).
+    TokenClassifier(LinSpec),
+    /// On every token (or only the selected ones, see [`Network::build_graph`]):
+    /// `decoder(LayerNorm(act(transform(x))))`, vocabulary logits. `decoder.w` is the word
+    /// embedding table when the weights are tied (`[vocab, dim]` is already `[out, in]`).
+    MaskedLm {
+        transform: LinSpec,
+        act: Act,
+        norm: NormSpec,
+        /// The head's own LayerNorm epsilon (DistilBERT hard-codes 1e-12).
+        eps: f32,
+        decoder: LinSpec,
+    },
 }
 
 /// A whole model by tensor names, as an architecture file describes it.
@@ -125,8 +139,19 @@ struct Layer {
 
 enum Head {
     Base,
-    Classifier { dense: Option<(Lin, Act)>, out: Lin },
+    Classifier {
+        dense: Option<(Lin, Act)>,
+        out: Lin,
+    },
     QuestionAnswering(Lin),
+    TokenClassifier(Lin),
+    MaskedLm {
+        transform: Lin,
+        act: Act,
+        norm: Norm,
+        eps: f32,
+        decoder: Lin,
+    },
 }
 
 /// Weights on the GPU, ready to build graphs from.
@@ -169,6 +194,8 @@ pub struct GraphIo {
     pub hidden: Vec<TensorId>,
     pub last_hidden: TensorId,
     pub logits: Option<TensorId>,
+    /// f32 `[rows, batch·seq]` (one-hot rows) when the head runs on selected tokens only.
+    pub select: Option<TensorId>,
 }
 
 struct Uploader<'a> {
@@ -339,7 +366,17 @@ impl NetworkSpec {
                 }
                 lin(&mut v, out);
             }
-            HeadSpec::QuestionAnswering(l) => lin(&mut v, l),
+            HeadSpec::QuestionAnswering(l) | HeadSpec::TokenClassifier(l) => lin(&mut v, l),
+            HeadSpec::MaskedLm {
+                transform,
+                norm: n,
+                decoder,
+                ..
+            } => {
+                lin(&mut v, transform);
+                norm(&mut v, n);
+                lin(&mut v, decoder);
+            }
         }
         v
     }
@@ -426,6 +463,21 @@ impl Network {
                 out: up.lin(out)?,
             },
             HeadSpec::QuestionAnswering(l) => Head::QuestionAnswering(up.lin(l)?),
+            HeadSpec::TokenClassifier(l) => Head::TokenClassifier(up.lin(l)?),
+            HeadSpec::MaskedLm {
+                transform,
+                act,
+                norm,
+                eps,
+                decoder,
+            } => Head::MaskedLm {
+                transform: up.lin(transform)?,
+                act: *act,
+                norm: up.norm(norm)?,
+                eps: *eps,
+                // Tied: the same buffer as the word table (the uploader caches by name).
+                decoder: up.lin(decoder)?,
+            },
         };
         gpu.check()?;
         Ok(Network {
@@ -445,22 +497,52 @@ impl Network {
         })
     }
 
-    /// Logits per row: `num_labels` for classification, 2 per token (start, end) for QA.
+    /// Logits per token for heads that run on every token: 2 (start, end) for QA, the labels
+    /// for token classification, the vocabulary for a masked-LM head. `None` for a
+    /// classification head (one row of `num_labels` per sequence) and for no head.
     pub fn logits_per_token(&self) -> Option<usize> {
-        match self.head {
+        match &self.head {
             Head::QuestionAnswering(_) => Some(2),
-            _ => None,
+            Head::TokenClassifier(l) => Some(l.w.shape[0]),
+            Head::MaskedLm { decoder, .. } => Some(decoder.w.shape[0]),
+            Head::Base | Head::Classifier { .. } => None,
         }
     }
 
+    /// Whether the head runs token by token, so [`build_graph`](Self::build_graph) can apply
+    /// it to selected tokens only.
+    pub fn head_per_token(&self) -> bool {
+        matches!(
+            self.head,
+            Head::QuestionAnswering(_) | Head::TokenClassifier(_) | Head::MaskedLm { .. }
+        )
+    }
+
     /// The forward pass for a `[batch, seq]` input as a graph.
+    ///
+    /// With `select > 0` a per-token head runs only on `select` chosen tokens: the graph takes a
+    /// one-hot `[select, batch·seq]` matrix ([`GraphIo::select`]) and gathers those rows of the
+    /// last hidden state with one matmul (exact: each output is one product by 1.0 plus zeros),
+    /// so a masked-LM head computes and reads back `select × vocab` logits, not
+    /// `batch·seq × vocab`. Rows of zeros give logits that mean nothing and are ignored.
+    ///
+    /// A masked-LM head on every token is only built when `readback` is [`Readback::Head`]:
+    /// reading hidden states (embeddings from an MLM checkpoint) skips its vocabulary-wide
+    /// product.
     pub fn build_graph(
         &self,
         g: &mut GraphBuilder,
         batch: usize,
         seq: usize,
         readback: Readback,
+        select: usize,
     ) -> Result<GraphIo> {
+        if select > 0 && !self.head_per_token() {
+            return Err(Error::Input(
+                "selected tokens need a head that runs on every token (token classification, masked LM, QA)"
+                    .into(),
+            ));
+        }
         let capture_hidden = readback == Readback::AllHidden;
         if seq == 0 || batch == 0 {
             return Err(Error::Input("empty batch".into()));
@@ -508,6 +590,25 @@ impl Network {
             x = g.layer_norm(&format!("{name}.out_norm"), f, Some(h), ng, nb, self.eps)?;
             hidden.push(x);
         }
+        // The head's input: every token, or the selected ones gathered by a one-hot matmul.
+        let (head_x, select_t) = if select > 0 {
+            let h = *g.shape(x).last().unwrap();
+            let s = g.input("select", &[select, tokens], DType::F32);
+            let rows = g.activation("head.select", &[select, h]);
+            // B(n = feature, k = token) read straight out of x [tokens, h].
+            let mut mm = Matmul::linear(select, h, tokens);
+            mm.b = View {
+                off: 0,
+                b0: 0,
+                b1: 0,
+                rows: 1,
+                cols: h,
+            };
+            g.matmul("head.select", mm, s, x, None, rows)?;
+            (rows, Some(s))
+        } else {
+            (x, None)
+        };
         let logits = match &self.head {
             Head::Base => None,
             Head::Classifier { dense, out } => {
@@ -523,7 +624,27 @@ impl Network {
             }
             Head::QuestionAnswering(l) => {
                 let (w, b) = self.lin_ids(g, l);
-                Some(g.linear_f32("head.qa", x, w, b, Act::Identity)?)
+                Some(g.linear_f32("head.qa", head_x, w, b, Act::Identity)?)
+            }
+            Head::TokenClassifier(l) => {
+                let (w, b) = self.lin_ids(g, l);
+                Some(g.linear_f32("head.classifier", head_x, w, b, Act::Identity)?)
+            }
+            Head::MaskedLm { .. } if select == 0 && readback != Readback::Head => None,
+            Head::MaskedLm {
+                transform,
+                act,
+                norm,
+                eps,
+                decoder,
+            } => {
+                let (w, b) = self.lin_ids(g, transform);
+                let t = g.linear("head.transform", head_x, w, b, *act)?;
+                let (ng, nb) = (g.weight(&norm.gamma), g.weight(&norm.beta));
+                let t = g.layer_norm("head.norm", t, None, ng, nb, *eps)?;
+                let (w, b) = self.lin_ids(g, decoder);
+                // Logits are read back: f32 whatever the activation dtype.
+                Some(g.linear_f32("head.decoder", t, w, b, Act::Identity)?)
             }
         };
         // Read back only what the caller needs: a BERT-base 32 × 128 last hidden state is 12.6 MB.
@@ -544,6 +665,7 @@ impl Network {
             hidden: if capture_hidden { hidden } else { vec![] },
             last_hidden: x,
             logits,
+            select: select_t,
         })
     }
 

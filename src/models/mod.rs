@@ -69,6 +69,9 @@ pub struct Output {
     /// With [`Model::forward_with_hidden`]: `[state][row]`, state 0 the embeddings output.
     pub hidden_states: Vec<Vec<Vec<f32>>>,
     /// Classification: `num_labels` per row. QA: `2 × len` per row, start and end interleaved.
+    /// Token classification: `len × num_labels` per row. Masked LM: `len × vocab` per row.
+    /// With [`Model::forward_selected`]: one entry per selected token instead, in the order
+    /// given (`num_labels` or `vocab` logits each).
     pub logits: Vec<Vec<f32>>,
 }
 
@@ -83,8 +86,11 @@ impl Output {
     }
 }
 
+/// (batch, bucketed sequence length, what is read back, bucketed count of selected tokens).
+type GraphKey = (usize, usize, Readback, usize);
+
 struct CachedGraph {
-    key: (usize, usize, Readback),
+    key: GraphKey,
     graph: Graph,
     io: GraphIo,
 }
@@ -186,9 +192,38 @@ impl Model {
         self.run(rows, Readback::AllHidden)
     }
 
+    /// Runs the model and applies a per-token head (masked LM, token classification, QA) only
+    /// to the tokens `select` names as `(row, position)`: [`Output::logits`] then holds one
+    /// entry per selected token, in that order. A fill-mask call computes and reads back the
+    /// vocabulary logits of its mask tokens only.
+    pub fn forward_selected(&self, rows: &[Sequence], select: &[(usize, usize)]) -> Result<Output> {
+        if select.is_empty() {
+            return Err(Error::Input("no tokens selected".into()));
+        }
+        for (k, &(r, t)) in select.iter().enumerate() {
+            let len = rows.get(r).map(|s| s.ids.len());
+            if len.is_none_or(|len| t >= len) {
+                return Err(Error::Input(format!(
+                    "selected token {k} is (row {r}, position {t}), outside the {} row(s) given",
+                    rows.len()
+                )));
+            }
+        }
+        self.run_selecting(rows, Readback::Head, select)
+    }
+
+    /// Selected-token counts are bucketed like sequence lengths so graphs are shared.
+    fn select_bucket(n: usize) -> usize {
+        match n {
+            0 => 0,
+            1..=4 => n.next_power_of_two(),
+            _ => n.next_multiple_of(8),
+        }
+    }
+
     /// The plan and replay counters of the graph for this shape, if built.
     pub fn graph_report(&self, batch: usize, seq: usize) -> Option<(PlanReport, RunStats, usize)> {
-        let key = (batch, self.bucket(seq), Readback::Head);
+        let key = (batch, self.bucket(seq), Readback::Head, 0);
         let graphs = self.graphs.lock().unwrap();
         graphs
             .iter()
@@ -205,7 +240,7 @@ impl Model {
     ) -> Result<R> {
         let longest = self.validate(rows)?;
         let seq = self.bucket(longest);
-        let c = self.graph(rows.len(), seq, Readback::Head)?;
+        let c = self.graph(rows.len(), seq, Readback::Head, 0)?;
         let (idx, mask) = self.inputs(rows, seq);
         let run = c.graph.lock();
         f(
@@ -217,8 +252,14 @@ impl Model {
         )
     }
 
-    fn graph(&self, batch: usize, seq: usize, readback: Readback) -> Result<Arc<CachedGraph>> {
-        let key = (batch, seq, readback);
+    fn graph(
+        &self,
+        batch: usize,
+        seq: usize,
+        readback: Readback,
+        select: usize,
+    ) -> Result<Arc<CachedGraph>> {
+        let key = (batch, seq, readback, select);
         {
             let mut graphs = self.graphs.lock().unwrap();
             if let Some(i) = graphs.iter().position(|c| c.key == key) {
@@ -228,7 +269,7 @@ impl Model {
             }
         }
         let mut g = GraphBuilder::new(&self.gpu);
-        let io = self.net.build_graph(&mut g, batch, seq, readback)?;
+        let io = self.net.build_graph(&mut g, batch, seq, readback, select)?;
         let graph = g.build()?;
         self.builds.fetch_add(1, Ordering::Relaxed);
         let c = Arc::new(CachedGraph { key, graph, io });
@@ -285,18 +326,34 @@ impl Model {
     }
 
     fn run(&self, rows: &[Sequence], readback: Readback) -> Result<Output> {
+        self.run_selecting(rows, readback, &[])
+    }
+
+    fn run_selecting(
+        &self,
+        rows: &[Sequence],
+        readback: Readback,
+        select: &[(usize, usize)],
+    ) -> Result<Output> {
         let longest = self.validate(rows)?;
         let seq = self.bucket(longest);
         let batch = rows.len();
-        let c = self.graph(batch, seq, readback)?;
+        let picked = Self::select_bucket(select.len());
+        let c = self.graph(batch, seq, readback, picked)?;
         let (idx, mask) = self.inputs(rows, seq);
-        let out = c.graph.run(
-            &self.gpu,
-            &[
-                (c.io.idx, bytemuck::cast_slice(&idx)),
-                (c.io.mask, bytemuck::cast_slice(&mask)),
-            ],
-        )?;
+        // One-hot rows picking each selected token out of the padded [batch·seq] tokens.
+        let mut onehot = vec![0f32; picked * batch * seq];
+        for (k, &(r, t)) in select.iter().enumerate() {
+            onehot[k * batch * seq + r * seq + t] = 1.0;
+        }
+        let mut inputs: Vec<(crate::graph::TensorId, &[u8])> = vec![
+            (c.io.idx, bytemuck::cast_slice(&idx)),
+            (c.io.mask, bytemuck::cast_slice(&mask)),
+        ];
+        if let Some(s) = c.io.select {
+            inputs.push((s, bytemuck::cast_slice(&onehot)));
+        }
+        let out = c.graph.run(&self.gpu, &inputs)?;
         let h = *c.graph.tensor(c.io.last_hidden).shape.last().unwrap();
         let lens: Vec<usize> = rows.iter().map(|r| r.ids.len()).collect();
         let unpad = |flat: &[f32], width: usize| -> Vec<Vec<f32>> {
@@ -320,6 +377,11 @@ impl Model {
             Some(t) => {
                 let flat = out.f32(t)?;
                 match self.net.logits_per_token() {
+                    Some(k) if !select.is_empty() => flat
+                        .chunks(k)
+                        .take(select.len())
+                        .map(<[f32]>::to_vec)
+                        .collect(),
                     Some(k) => unpad(&flat, k),
                     None => {
                         let n = self.config.num_labels();

@@ -1,11 +1,14 @@
 //! RoBERTa family (`model_type: roberta`, `xlm-roberta`, `camembert`; all stored under `roberta.`):
 //! BERT's layers, a one-row token-type table, and padding-aware position ids that start at
 //! `pad_token_id + 1` ([`Positions::AfterPadding`]). Classification is
-//! `out_proj(tanh(dense(first token)))` under `classifier.`; QA is `qa_outputs` on every token.
+//! `out_proj(tanh(dense(first token)))` under `classifier.`; QA is `qa_outputs` and token
+//! classification `classifier` on every token; the masked-LM head is `lm_head`: dense, the exact
+//! erf gelu whatever `hidden_act` says, layer_norm, then the decoder tied to the word embeddings
+//! plus `lm_head.bias`.
 
 use super::bert;
 use super::config::{HeadKind, ModelConfig};
-use super::encoder::{HeadSpec, LinSpec, NetworkSpec, Positions};
+use super::encoder::{HeadSpec, LinSpec, NetworkSpec, NormSpec, Positions};
 use crate::ops::activation::Act;
 
 pub const PREFIXES: &[&str] = &["roberta."];
@@ -21,6 +24,22 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
+        HeadKind::TokenClassification => {
+            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
+        }
+        HeadKind::MaskedLm => HeadSpec::MaskedLm {
+            transform: LinSpec::new("lm_head.dense", h, h),
+            act: Act::Gelu,
+            norm: NormSpec::new("lm_head.layer_norm", h),
+            eps: cfg.layer_norm_eps,
+            decoder: bert::tied_decoder(
+                cfg,
+                "roberta.embeddings.word_embeddings.weight",
+                "lm_head.decoder.weight",
+                "lm_head.bias",
+                h,
+            ),
+        },
     };
     let positions = Positions::AfterPadding {
         pad: cfg.pad_token_id as u32,

@@ -122,10 +122,17 @@ impl Weights {
             .sum()
     }
 
-    /// The stored name for `name`: as given, with or without the model prefix, and with the
-    /// legacy `LayerNorm.gamma/beta` spelling.
+    /// The stored name for `name`: as given, with or without the model prefix, with the
+    /// legacy `LayerNorm.gamma/beta` spelling, and for a masked-LM head's output bias
+    /// (`cls.predictions.bias`, `lm_head.bias`, `predictions.bias`) also as the decoder's bias it
+    /// is tied to (`….decoder.bias`), which some checkpoints store instead.
     fn resolve(&self, name: &str) -> Option<String> {
         let mut bases = vec![name.to_string()];
+        if let Some(head) = name.strip_suffix(".bias") {
+            if head.ends_with("predictions") || head.ends_with("lm_head") {
+                bases.push(format!("{head}.decoder.bias"));
+            }
+        }
         if let Some(s) = name.strip_suffix("LayerNorm.weight") {
             bases.push(format!("{s}LayerNorm.gamma"));
         }

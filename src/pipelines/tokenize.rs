@@ -8,7 +8,8 @@
 
 use std::path::Path;
 
-use tokenizers::tokenizer::{Encoding, PostProcessor, Tokenizer};
+use tokenizers::models::ModelWrapper;
+use tokenizers::tokenizer::{Decoder, Encoding, PostProcessor, Tokenizer};
 use tokenizers::utils::truncation::{
     truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
 };
@@ -36,10 +37,39 @@ pub struct Encoded {
 #[derive(Clone)]
 pub struct TextTokenizer {
     tok: Tokenizer,
+    /// `tok` without its post-processor, for the first step of encoding: `Tokenizer::encode`
+    /// runs the post-processor even without special tokens, and a byte-level one trims offsets
+    /// (`trim_offsets`) each time it runs; it must run once, when the special tokens go in.
+    raw: Tokenizer,
     model_max_length: usize,
     /// Whether transformers hands `token_type_ids` to the model (its `model_input_names`);
     /// when not, the model sees zeros whatever the post-processor says.
     type_ids_input: bool,
+    /// The special tokens transformers knows by role (`mask_token`, `unk_token`, `pad_token`).
+    special: SpecialTokens,
+    /// `clean_up_tokenization_spaces` of `tokenizer_config.json` (transformers 5 default: false).
+    clean_up_spaces: bool,
+}
+
+/// How a pair is cut down to the maximum length (transformers' `TruncationStrategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Truncation {
+    /// `truncation=True`: tokens come off the longer sequence first.
+    LongestFirst,
+    /// `only_first`: only the first sequence is cut (the zero-shot premise, never the
+    /// hypothesis); when that cannot reach the limit, nothing is cut, as transformers retries.
+    OnlyFirst,
+    /// No truncation at all (fill-mask calls the tokenizer without it).
+    None,
+}
+
+/// Special tokens by role, as transformers reads them from `tokenizer_config.json` (or
+/// `special_tokens_map.json`): the token and its id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpecialTokens {
+    pub mask: Option<(String, u32)>,
+    pub unk: Option<(String, u32)>,
+    pub pad: Option<(String, u32)>,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -81,10 +111,14 @@ impl TextTokenizer {
             None => config_max_positions(dir)?.unwrap_or(DEFAULT_MAX_LENGTH),
         };
         let type_ids_input = tokenizer_config_type_ids(dir)?;
+        let (special, clean_up_spaces) = tokenizer_config_special(dir, &tok)?;
         Ok(Self {
+            raw: without_post_processor(&tok),
             tok,
             model_max_length,
             type_ids_input,
+            special,
+            clean_up_spaces,
         })
     }
 
@@ -93,10 +127,18 @@ impl TextTokenizer {
         tok.with_truncation(None)
             .map_err(|e| Error::Tokenizer(format!("cannot disable truncation: {e}")))?;
         tok.with_padding(None);
+        let special = SpecialTokens {
+            mask: well_known(&tok, &["[MASK]", "<mask>"]),
+            unk: well_known(&tok, &["[UNK]", "<unk>"]),
+            pad: well_known(&tok, &["[PAD]", "<pad>"]),
+        };
         Ok(Self {
+            raw: without_post_processor(&tok),
             tok,
             model_max_length,
             type_ids_input: true,
+            special,
+            clean_up_spaces: false,
         })
     }
 
@@ -110,15 +152,7 @@ impl TextTokenizer {
         max_len: Option<usize>,
     ) -> Result<Encoded> {
         let enc = self.encode_full(text, pair, max_len)?;
-        let type_ids = if self.type_ids_input {
-            enc.get_type_ids().to_vec()
-        } else {
-            vec![0; enc.len()]
-        };
-        Ok(Encoded {
-            ids: enc.get_ids().to_vec(),
-            type_ids,
-        })
+        Ok(self.model_inputs(&enc))
     }
 
     /// Like [`encode`](Self::encode) but returns the whole `tokenizers` encoding (offsets, word
@@ -129,19 +163,68 @@ impl TextTokenizer {
         pair: Option<&str>,
         max_len: Option<usize>,
     ) -> Result<Encoding> {
-        let max_len = max_len.unwrap_or(self.model_max_length);
-        let first = self
-            .tok
-            .encode(text, false)
-            .map_err(|e| Error::Tokenizer(format!("cannot encode text: {e}")))?;
+        self.encode_with(text, pair, max_len, Truncation::LongestFirst, false)
+    }
+
+    /// [`encode`](Self::encode) with another truncation strategy.
+    pub fn encode_truncating(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        max_len: Option<usize>,
+        truncation: Truncation,
+    ) -> Result<Encoded> {
+        let enc = self.encode_with(text, pair, max_len, truncation, false)?;
+        Ok(self.model_inputs(&enc))
+    }
+
+    /// One text as the token-classification pipeline encodes it (`truncation=True`, special
+    /// tokens, their mask), with offsets in characters (Unicode scalar values, as Python
+    /// indexes strings) rather than bytes.
+    pub fn encode_with_char_offsets(&self, text: &str, max_len: Option<usize>) -> Result<Encoding> {
+        self.encode_with(text, None, max_len, Truncation::LongestFirst, true)
+    }
+
+    /// Ids and the token types the model takes from an encoding.
+    pub fn model_inputs(&self, enc: &Encoding) -> Encoded {
+        let type_ids = if self.type_ids_input {
+            enc.get_type_ids().to_vec()
+        } else {
+            vec![0; enc.len()]
+        };
+        Encoded {
+            ids: enc.get_ids().to_vec(),
+            type_ids,
+        }
+    }
+
+    fn encode_with(
+        &self,
+        text: &str,
+        pair: Option<&str>,
+        max_len: Option<usize>,
+        truncation: Truncation,
+        char_offsets: bool,
+    ) -> Result<Encoding> {
+        let max_len = match truncation {
+            Truncation::None => usize::MAX,
+            _ => max_len.unwrap_or(self.model_max_length),
+        };
+        let encode = |t: &str| {
+            if char_offsets {
+                self.raw.encode_char_offsets(t, false)
+            } else {
+                self.raw.encode(t, false)
+            }
+        };
+        let first =
+            encode(text).map_err(|e| Error::Tokenizer(format!("cannot encode text: {e}")))?;
         // An empty pair is no pair: transformers' fast tokenizers encode `(text, "")` as `text`
         // alone (`[(text, text_pair)] if text_pair else [text]`), so the pipelines do too.
         let pair = pair.filter(|p| !p.is_empty());
         let second = match pair {
             Some(p) => {
-                let mut e = self
-                    .tok
-                    .encode(p, false)
+                let mut e = encode(p)
                     .map_err(|e| Error::Tokenizer(format!("cannot encode text pair: {e}")))?;
                 // The tokenizer gives the second sequence type id 1 before post-processing.
                 e.set_type_ids(vec![1; e.len()]);
@@ -161,14 +244,32 @@ impl TextTokenizer {
                  by itself; use a maximum length above {added}"
             )));
         }
-        let params = TruncationParams {
-            max_length: max_len - added,
-            strategy: TruncationStrategy::LongestFirst,
-            stride: 0,
-            direction: TruncationDirection::Right,
+        let (first, second) = if truncation == Truncation::None {
+            (first, second)
+        } else {
+            let params = TruncationParams {
+                max_length: max_len - added,
+                strategy: if truncation == Truncation::OnlyFirst {
+                    TruncationStrategy::OnlyFirst
+                } else {
+                    TruncationStrategy::LongestFirst
+                },
+                stride: 0,
+                direction: TruncationDirection::Right,
+            };
+            let total = first.len() + second.as_ref().map_or(0, Encoding::len);
+            let first_too_short = truncation == Truncation::OnlyFirst
+                && total > params.max_length
+                && first.len() <= total - params.max_length;
+            if first_too_short {
+                // transformers catches tokenizers' "too short" error and encodes untruncated.
+                (first, second)
+            } else {
+                truncate_encodings(first, second, &params).map_err(|e| {
+                    Error::Tokenizer(format!("cannot truncate to {max_len} tokens: {e}"))
+                })?
+            }
         };
-        let (first, second) = truncate_encodings(first, second, &params)
-            .map_err(|e| Error::Tokenizer(format!("cannot truncate to {max_len} tokens: {e}")))?;
         self.tok
             .post_process(first, second, true)
             .map_err(|e| Error::Tokenizer(format!("cannot add special tokens: {e}")))
@@ -183,6 +284,133 @@ impl TextTokenizer {
     pub fn model_max_length(&self) -> usize {
         self.model_max_length
     }
+
+    /// The special tokens known by role.
+    pub fn special(&self) -> &SpecialTokens {
+        &self.special
+    }
+
+    /// The vocabulary string of `id` (`convert_ids_to_tokens`), e.g. `##ing`, `Ġworld`, `▁Paris`.
+    pub fn id_to_token(&self, id: u32) -> String {
+        self.tok.id_to_token(id).unwrap_or_default()
+    }
+
+    /// The id of a vocabulary string, added tokens included (`get_vocab()[token]`).
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.tok.token_to_id(token)
+    }
+
+    /// transformers' `convert_tokens_to_string`: the tokenizer's decoder over the token strings
+    /// (WordPiece joins `##` pieces, byte-level BPE maps bytes back, Metaspace turns `▁` into
+    /// spaces), or the tokens joined by spaces when it has none.
+    pub fn tokens_to_string(&self, tokens: &[String]) -> Result<String> {
+        match self.tok.get_decoder() {
+            Some(d) => d
+                .decode(tokens.to_vec())
+                .map_err(|e| Error::Tokenizer(format!("cannot decode tokens: {e}"))),
+            None => Ok(tokens.join(" ")),
+        }
+    }
+
+    /// transformers' `decode`: the tokenizer's own decode, then `clean_up_tokenization` when
+    /// `tokenizer_config.json` asks for it, except on BPE models (transformers 5 skips it there).
+    pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
+        let text = self
+            .tok
+            .decode(ids, skip_special_tokens)
+            .map_err(|e| Error::Tokenizer(format!("cannot decode: {e}")))?;
+        let bpe = matches!(self.tok.get_model(), ModelWrapper::BPE(_));
+        Ok(if self.clean_up_spaces && !bpe {
+            clean_up_tokenization(&text)
+        } else {
+            text
+        })
+    }
+
+    /// Whether the model marks word-continuing pieces (`continuing_subword_prefix`, e.g. `##`
+    /// for WordPiece): transformers' token classification then decides what is a subword by
+    /// token length, otherwise by the characters around each token.
+    pub fn word_aware(&self) -> bool {
+        match self.tok.get_model() {
+            ModelWrapper::WordPiece(w) => !w.continuing_subword_prefix.is_empty(),
+            ModelWrapper::BPE(b) => b
+                .continuing_subword_prefix
+                .as_deref()
+                .is_some_and(|p| !p.is_empty()),
+            _ => false,
+        }
+    }
+}
+
+/// transformers' `clean_up_tokenization`: spaces before punctuation and English contractions.
+pub fn clean_up_tokenization(text: &str) -> String {
+    let mut t = text.to_string();
+    for (from, to) in [
+        (" .", "."),
+        (" ?", "?"),
+        (" !", "!"),
+        (" ,", ","),
+        (" ' ", "'"),
+        (" n't", "n't"),
+        (" 'm", "'m"),
+        (" 's", "'s"),
+        (" 've", "'ve"),
+        (" 're", "'re"),
+    ] {
+        t = t.replace(from, to);
+    }
+    t
+}
+
+fn without_post_processor(tok: &Tokenizer) -> Tokenizer {
+    let mut raw = tok.clone();
+    raw.with_post_processor(None::<tokenizers::processors::PostProcessorWrapper>);
+    raw
+}
+
+/// The first of `names` that is in the vocabulary, with its id.
+fn well_known(tok: &Tokenizer, names: &[&str]) -> Option<(String, u32)> {
+    names
+        .iter()
+        .find_map(|n| tok.token_to_id(n).map(|id| (n.to_string(), id)))
+}
+
+/// A special token entry: a string, or an object with `content` (the `AddedToken` form).
+fn token_entry(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Object(o) => o.get("content")?.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The mask, unknown and padding tokens (from `tokenizer_config.json`, else
+/// `special_tokens_map.json`, else the usual `[MASK]`/`<mask>`... names when the vocabulary has
+/// them) and `clean_up_tokenization_spaces`.
+fn tokenizer_config_special(dir: &Path, tok: &Tokenizer) -> Result<(SpecialTokens, bool)> {
+    let cfg = read_json(&dir.join("tokenizer_config.json"))?;
+    let map = read_json(&dir.join("special_tokens_map.json"))?;
+    let role = |key: &str, fallback: &[&str]| -> Option<(String, u32)> {
+        let named = [&cfg, &map]
+            .into_iter()
+            .flatten()
+            .find_map(|c| c.get(key).and_then(token_entry));
+        match named {
+            Some(t) => tok.token_to_id(&t).map(|id| (t, id)),
+            None => well_known(tok, fallback),
+        }
+    };
+    let special = SpecialTokens {
+        mask: role("mask_token", &["[MASK]", "<mask>"]),
+        unk: role("unk_token", &["[UNK]", "<unk>"]),
+        pad: role("pad_token", &["[PAD]", "<pad>"]),
+    };
+    let clean = cfg
+        .as_ref()
+        .and_then(|c| c.get("clean_up_tokenization_spaces"))
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    Ok((special, clean))
 }
 
 /// An optional JSON file of a model folder: `None` when absent, an error naming it when invalid.
@@ -399,6 +627,98 @@ mod tests {
         assert!(
             msg.contains("tokenizer.json") && msg.contains("fast tokenizer"),
             "{msg}"
+        );
+    }
+
+    fn tiny2(name: &str) -> TextTokenizer {
+        TextTokenizer::load(&shared().join("fixtures/tiny2").join(name)).unwrap()
+    }
+
+    /// Special tokens by role from tokenizer_config.json, and whether the model marks
+    /// word continuations, for the three tokenizer families.
+    #[test]
+    fn special_tokens_and_word_awareness() {
+        let bert = tiny2("tiny-bert-ner");
+        let s = bert.special();
+        assert_eq!(s.mask, Some(("[MASK]".to_string(), 4)));
+        assert_eq!(s.unk, Some(("[UNK]".to_string(), 3)));
+        assert_eq!(s.pad, Some(("[PAD]".to_string(), 0)));
+        assert!(bert.word_aware());
+        let roberta = tiny2("tiny-roberta-ner");
+        assert_eq!(roberta.special().mask, Some(("<mask>".to_string(), 4)));
+        assert_eq!(roberta.special().pad, Some(("<pad>".to_string(), 1)));
+        assert!(
+            !roberta.word_aware(),
+            "byte-level BPE without a continuation prefix"
+        );
+        assert!(!tiny2("tiny-xlm-roberta-ner").word_aware(), "Unigram");
+    }
+
+    /// Offsets in characters, and a byte-level tokenizer's offsets trimmed of the leading space
+    /// once (the post-processor runs once), as transformers reports them.
+    #[test]
+    fn char_offsets_and_byte_level_trimming() {
+        let roberta = tiny2("tiny-roberta-ner");
+        let e = roberta
+            .encode_with_char_offsets("Marie Curie", None)
+            .unwrap();
+        let toks: Vec<String> = e
+            .get_ids()
+            .iter()
+            .map(|&i| roberta.id_to_token(i))
+            .collect();
+        let k = toks.iter().position(|t| t == "ĠC").expect("a ĠC token");
+        assert_eq!(e.get_offsets()[k], (6, 7));
+        assert_eq!(e.get_special_tokens_mask()[0], 1);
+        let bert = tiny2("tiny-bert-ner");
+        let e = bert.encode_with_char_offsets("Zürich ☕ x", None).unwrap();
+        let last = e.get_offsets()[e.len() - 2];
+        assert_eq!(last, (9, 10), "characters, not bytes");
+    }
+
+    /// only_first cuts the premise and keeps the hypothesis; when the premise cannot give
+    /// enough, nothing is cut (transformers retries without truncation).
+    #[test]
+    fn only_first_truncation() {
+        let bert = tiny2("tiny-bert-nli");
+        let premise = "one two three ".repeat(30);
+        let hyp = "This example is sports.";
+        let e = bert
+            .encode_truncating(&premise, Some(hyp), Some(24), Truncation::OnlyFirst)
+            .unwrap();
+        assert_eq!(e.ids.len(), 24);
+        // The hypothesis whole at the end: its tokens (without [CLS]) close the pair.
+        let h = bert.encode(hyp, None, None).unwrap().ids;
+        assert!(e.ids.ends_with(&h[1..]), "{:?} / {h:?}", e.ids);
+        let long_hyp = "sports ".repeat(40);
+        let e = bert
+            .encode_truncating(
+                "short premise",
+                Some(&long_hyp),
+                Some(24),
+                Truncation::OnlyFirst,
+            )
+            .unwrap();
+        assert!(e.ids.len() > 24, "untruncated");
+        let none = bert
+            .encode_truncating(&premise, None, None, Truncation::None)
+            .unwrap();
+        assert!(none.ids.len() > 64);
+    }
+
+    /// Decoding as transformers: the tokenizer's decoder, special tokens kept or skipped, and
+    /// `clean_up_tokenization` only where the config asks.
+    #[test]
+    fn decoding_and_clean_up() {
+        let bert = tiny2("tiny-bert-mlm");
+        let e = bert.encode("the capital is [MASK].", None, None).unwrap();
+        assert_eq!(bert.decode(&e.ids, true).unwrap(), "the capital is.");
+        assert!(bert.decode(&e.ids, false).unwrap().starts_with("[CLS] the"));
+        let toks = vec!["un".to_string(), "##der".to_string(), "stand".to_string()];
+        assert_eq!(bert.tokens_to_string(&toks).unwrap(), "under stand");
+        assert_eq!(
+            clean_up_tokenization("a , b . it ' s we 're do n't"),
+            "a, b. it's we're don't"
         );
     }
 

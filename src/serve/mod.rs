@@ -190,6 +190,14 @@ fn load(
             let max = q.model.max_sequence();
             (q.model, q.tokenizer, Task::Qa, max, Readback::Head)
         }
+        HeadKind::TokenClassification | HeadKind::MaskedLm => {
+            return Err(Error::model(
+                dir,
+                format!(
+                    "`wgformer serve` has no routes for a {head:?} head yet (it serves embeddings, sequence classification, reranking and QA); use `wgformer ner` or `wgformer fill-mask`"
+                ),
+            ));
+        }
     };
     let info = ModelInfo {
         config: model.config.clone(),
