@@ -35,7 +35,8 @@ struct Params {
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(4) var<storage, read> mask: array<f32>;
 @group(0) @binding(5) var<storage, read> bias: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out: array<f32>;
+// Binding 6, the output, is declared by the wrapper with store_out(i, v): f32, or f16 under
+// --precision f16.
 
 const NEG: f32 = -3.4028235e38;
 
@@ -139,7 +140,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     if (bk.q0 + li < p.seq) {
         let ob = p.o_off + bk.b * p.o_b + bk.h * p.o_h + i * p.o_t;
         let inv = select(0.0, 1.0 / l, l > 0.0);
-        for (var c = 0u; c < D; c++) { out[ob + c] = acc[c] * inv; }
+        for (var c = 0u; c < D; c++) { store_out(ob + c, acc[c] * inv); }
     }
 }
 
@@ -155,11 +156,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 fn store4(base: u32, c4: u32, o: vec4<f32>) {
     let c = c4 * 4u;
     if (D % 4u == 0u || c + 3u < D) {
-        out[base + c] = o.x;
-        out[base + c + 1u] = o.y;
-        out[base + c + 2u] = o.z;
-        out[base + c + 3u] = o.w;
+        store_out(base + c, o.x);
+        store_out(base + c + 1u, o.y);
+        store_out(base + c + 2u, o.z);
+        store_out(base + c + 3u, o.w);
         return;
     }
-    for (var t = 0u; t < 4u; t++) { if (c + t < D) { out[base + c + t] = o[t]; } }
+    for (var t = 0u; t < 4u; t++) { if (c + t < D) { store_out(base + c + t, o[t]); } }
 }

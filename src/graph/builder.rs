@@ -359,8 +359,10 @@ impl<'g> GraphBuilder<'g> {
             )));
         }
         let mut at = Attention::packed_qkv(bsz, seq, heads, h / heads);
-        // Q, K, V as the projection wrote them (f16 under --precision f16); the context is f32.
+        // Q, K, V as the projection wrote them, the context in the activation dtype (f16 under
+        // --precision f16); scores, softmax statistics and accumulators are f32 inside.
         at.dtype = self.tensors[qkv.0].dtype;
+        at.out_dtype = self.activation_dtype();
         at.window = window;
         if let Some(b) = bias {
             let bs = self.shape(b).to_vec();
@@ -378,7 +380,12 @@ impl<'g> GraphBuilder<'g> {
             Error::Graph(m) => Error::Graph(format!("{label}: {m}")),
             e => e,
         })?;
-        let ctx = self.activation(&format!("{label}.context"), &[bsz, seq, h]);
+        let ctx = self.add(
+            &format!("{label}.context"),
+            &[bsz, seq, h],
+            at.out_dtype,
+            TensorKind::Activation,
+        );
         self.node(
             label,
             call,

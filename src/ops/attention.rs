@@ -117,7 +117,7 @@ pub struct Attention {
     pub q: HeadView,
     pub k: HeadView,
     pub v: HeadView,
-    /// Written, f32.
+    /// Written, in `out_dtype`.
     pub out: HeadView,
     pub scale: f32,
     /// f32, 0 for real tokens and `f32::MIN` for padding (other values are added as they are).
@@ -128,6 +128,8 @@ pub struct Attention {
     pub window: usize,
     /// Element type of Q, K and V.
     pub dtype: DType,
+    /// Element type of the output: f32, or f16 (needs SHADER_F16).
+    pub out_dtype: DType,
     pub variant: Variant,
 }
 
@@ -150,6 +152,7 @@ impl Attention {
             bias: None,
             window: 0,
             dtype: DType::F32,
+            out_dtype: DType::F32,
             variant: Variant::Auto,
         }
     }
@@ -238,6 +241,13 @@ impl Attention {
         }
         let variant = self.resolved_variant(gpu);
         let load = Load::for_dtype(gpu, self.dtype);
+        let store = Load::for_dtype(gpu, self.out_dtype);
+        if store == Load::F16Packed {
+            return Err(Error::Gpu(format!(
+                "an f16 attention output needs SHADER_F16, which {} does not have in use",
+                gpu.describe()
+            )));
+        }
         let bk = self.key_block(gpu.limits.max_compute_workgroup_storage_size);
         let (entry, queries) = match variant {
             Variant::Rows => ("main_rows", ROWS_WG * rows_qr(d.div_ceil(4))),
@@ -245,8 +255,9 @@ impl Attention {
         };
         let vec4 = self.vec4_ok();
         let key = format!(
-            "attention.{entry}.{}.d{d}.bk{bk}{}",
+            "attention.{entry}.{}.o{}.d{d}.bk{bk}{}",
             load.tag(),
+            store.tag(),
             if vec4 { ".v4" } else { "" }
         );
         let pipeline = gpu.pipeline_entry(&key, entry, || {
@@ -254,6 +265,7 @@ impl Attention {
             for (binding, name) in [(1, "q"), (2, "k"), (3, "v")] {
                 src.push_str(&operand_wgsl(load, vec4, binding, name));
             }
+            src.push_str(&store.store_wgsl(6, "out"));
             src.push_str(&format!(
                 "const D: u32 = {d}u;\nconst D4: u32 = {}u;\nconst BK: u32 = {bk}u;\n{SOURCE}",
                 d.div_ceil(4),
@@ -261,7 +273,7 @@ impl Attention {
             if variant == Variant::Rows {
                 src.push_str(&rows_entry(d.div_ceil(4)));
             }
-            with_enables(&[load], src)
+            with_enables(&[load, store], src)
         })?;
         let u = |x: usize| x as u32;
         let mask = self.mask.unwrap_or(MaskView { off: 0, batch: 0 });
@@ -557,7 +569,10 @@ mod tests {
                 wrap(v_buf),
                 Buf::F32(c.mask.clone()),
                 Buf::F32(c.bias.clone()),
-                Buf::Poison(out_len),
+                match at.out_dtype {
+                    DType::F16 => Buf::PoisonF16(out_len),
+                    _ => Buf::Poison(out_len),
+                },
             ],
         );
         let mut reference = vec![f64::NAN; out_len];
@@ -711,6 +726,23 @@ mod tests {
         let mut c3 = case((2, 33, 2, 16), &[33, 5], Some(false), 8, 302);
         c3.at.dtype = DType::F16;
         check_all_variants(&c3, 302, &mut max_err);
+        // f16 output too (--precision f16): rounded once at the end, up to 2^-11 relative per
+        // element; native f16 only (packed f16 cannot be written element by element).
+        let gpu = crate::gpu::test_gpu();
+        assert!(gpu.has_f16());
+        c3.at.out_dtype = DType::F16;
+        for variant in [Variant::Tiled, Variant::Rows] {
+            let c4 = Case {
+                mask: c3.mask.clone(),
+                bias: c3.bias.clone(),
+                at: Attention { variant, ..c3.at },
+                ..c3
+            };
+            let err = run_case(gpu, &c4, 303);
+            assert!(err < 1e-3, "{:?}: relative error {err:e}", c4.at);
+        }
+        let e = c3.at.call(crate::gpu::test_gpu_packed_f16()).err().unwrap();
+        assert!(e.to_string().contains("SHADER_F16"), "{e}");
         eprintln!("fused attention, layouts and f16: max relative error {max_err:e}");
     }
 
