@@ -346,6 +346,44 @@ fn time_call(gpu: &Gpu, call: &KernelCall, bg: &wgpu::BindGroup) -> Result<f64> 
     Ok(us)
 }
 
+/// How a peak kernel's loop count is grown until one dispatch takes about `target_us`.
+struct Calibration {
+    first: usize,
+    max: usize,
+    rounds: usize,
+    target_us: f64,
+}
+
+impl Calibration {
+    /// Grows the loop count (the first dispatch also pays for compiling and first use), then
+    /// returns it with the best time of the calibrated dispatch over `runs` more, µs.
+    fn best(
+        &self,
+        gpu: &Gpu,
+        out: &wgpu::Buffer,
+        runs: usize,
+        call: impl Fn(usize) -> Result<KernelCall>,
+    ) -> Result<(usize, f64)> {
+        let (mut loops, mut us) = (self.first, 0.0);
+        for _ in 0..self.rounds {
+            let c = call(loops)?;
+            us = time_call(gpu, &c, &bind(gpu, &c, &[out]))?;
+            if us >= 0.5 * self.target_us || loops >= self.max {
+                break;
+            }
+            let grow = (self.target_us / us.max(1.0)).ceil() as usize;
+            loops = (loops * grow.clamp(2, 64)).min(self.max);
+        }
+        let c = call(loops)?;
+        let bg = bind(gpu, &c, &[out]);
+        let mut best = us;
+        for _ in 0..runs.max(1) {
+            best = best.min(time_call(gpu, &c, &bg)?);
+        }
+        Ok((loops, best))
+    }
+}
+
 /// One FMA-peak measurement.
 #[derive(Clone, Debug)]
 pub struct FmaPeak {
@@ -384,28 +422,16 @@ pub fn fma_peak_sized(
         add: 1.0 / 64.0,
         f16,
     };
-    // Calibrate: grow the loop count until a dispatch takes about `target_us`. The first
-    // dispatch also pays for compiling and first use. The cap keeps f32 chains exact (< 2^18).
+    // The cap keeps f32 chains exact (< 2^18).
     const MAX_LOOPS: usize = 1 << 20;
-    let mut loops = 8;
-    let mut us = 0.0;
-    for _ in 0..5 {
-        let call = kernel(loops).call(gpu)?;
-        let bg = bind(gpu, &call, &[&out]);
-        us = time_call(gpu, &call, &bg)?;
-        if us >= 0.5 * target_us || loops >= MAX_LOOPS {
-            break;
-        }
-        let grow = (target_us / us.max(1.0)).ceil() as usize;
-        loops = (loops * grow.clamp(2, 64)).min(MAX_LOOPS);
-    }
+    let calibration = Calibration {
+        first: 8,
+        max: MAX_LOOPS,
+        rounds: 5,
+        target_us,
+    };
+    let (loops, best) = calibration.best(gpu, &out, runs, |l| kernel(l).call(gpu))?;
     let k = kernel(loops);
-    let call = k.call(gpu)?;
-    let bg = bind(gpu, &call, &[&out]);
-    let mut best = us;
-    for _ in 0..runs.max(1) {
-        best = best.min(time_call(gpu, &call, &bg)?);
-    }
     // Check a sample of invocations (the first, the last and about 4096 between).
     let bytes = gpu.read_buffer(&out, 0, out.size())?;
     let got: &[f32] = bytemuck::cast_slice(&bytes);
@@ -445,23 +471,14 @@ pub fn coop_peak(gpu: &Gpu, quick: bool, runs: usize) -> Result<f64> {
     let out = storage(gpu, "peak.coop.out", 4 * kernel(1).out_len(gpu) as u64);
     // Results stay exact below 2^24 / (10·F·x²) loops; the cap is far below that.
     const MAX_LOOPS: usize = 1 << 16;
-    let (mut loops, mut us) = (4, 0.0);
-    for _ in 0..6 {
-        let call = kernel(loops).call(gpu)?;
-        us = time_call(gpu, &call, &bind(gpu, &call, &[&out]))?;
-        if us >= 0.5 * target_us || loops >= MAX_LOOPS {
-            break;
-        }
-        let grow = (target_us / us.max(1.0)).ceil() as usize;
-        loops = (loops * grow.clamp(2, 64)).min(MAX_LOOPS);
-    }
+    let calibration = Calibration {
+        first: 4,
+        max: MAX_LOOPS,
+        rounds: 6,
+        target_us,
+    };
+    let (loops, best) = calibration.best(gpu, &out, runs, |l| kernel(l).call(gpu))?;
     let k = kernel(loops);
-    let call = k.call(gpu)?;
-    let bg = bind(gpu, &call, &[&out]);
-    let mut best = us;
-    for _ in 0..runs.max(1) {
-        best = best.min(time_call(gpu, &call, &bg)?);
-    }
     let bytes = gpu.read_buffer(&out, 0, out.size())?;
     let got: &[f32] = bytemuck::cast_slice(&bytes);
     let want = k.expected(gpu);
