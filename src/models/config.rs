@@ -71,9 +71,14 @@ impl ModelConfig {
                 format!("cannot read config.json ({e}); a Hugging Face model folder needs config.json, model.safetensors and tokenizer.json"),
             )
         })?;
-        let v: Value = serde_json::from_str(&text)
-            .map_err(|e| Error::model(&path, format!("config.json is not valid JSON: {e}")))?;
-        Self::from_json(&v).map_err(|msg| Error::model(&path, msg))
+        Self::from_text(&text, &path)
+    }
+
+    /// Parses the text of a `config.json`; `origin` names it in errors.
+    pub fn from_text(text: &str, origin: &Path) -> Result<ModelConfig> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| Error::model(origin, format!("config.json is not valid JSON: {e}")))?;
+        Self::from_json(&v).map_err(|msg| Error::model(origin, msg))
     }
 
     pub fn from_json(v: &Value) -> std::result::Result<ModelConfig, String> {

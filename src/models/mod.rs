@@ -120,9 +120,29 @@ impl Model {
             ));
         }
         let config = ModelConfig::load(dir)?;
-        let (spec, prefixes) = architecture(&config);
+        let (_, prefixes) = architecture(&config);
         let w = Weights::open(dir, prefixes)?;
-        let net = Network::load(gpu, &config, &w, &spec)?;
+        Self::assemble(dir, config, &w, gpu)
+    }
+
+    /// Loads a model from its files' contents already in memory (a download, a fuzzer's input):
+    /// the text of `config.json` and the bytes of `model.safetensors`. `origin` names it.
+    pub fn from_memory(
+        origin: &str,
+        config_json: &str,
+        safetensors: Vec<u8>,
+        gpu: &Arc<Gpu>,
+    ) -> Result<Model> {
+        let dir = Path::new(origin);
+        let config = ModelConfig::from_text(config_json, &dir.join("config.json"))?;
+        let (_, prefixes) = architecture(&config);
+        let w = Weights::from_bytes(origin, safetensors, prefixes)?;
+        Self::assemble(dir, config, &w, gpu)
+    }
+
+    fn assemble(dir: &Path, config: ModelConfig, w: &Weights, gpu: &Arc<Gpu>) -> Result<Model> {
+        let (spec, _) = architecture(&config);
+        let net = Network::load(gpu, &config, w, &spec)?;
         Ok(Model {
             weights_dtype: w.dtype_summary(),
             parameters: w.parameter_count(),

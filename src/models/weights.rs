@@ -1,4 +1,4 @@
-//! `model.safetensors` through mmap: name resolution across Hugging Face's naming variants, and
+//! `model.safetensors` through mmap (or from bytes already in memory): name resolution across Hugging Face's naming variants, and
 //! checks of presence, dtype and shape before anything reaches the GPU.
 
 use crate::ops::DType;
@@ -7,9 +7,25 @@ use safetensors::tensor::{Dtype, Metadata};
 use safetensors::SafeTensors;
 use std::path::{Path, PathBuf};
 
+/// Where the file's bytes live: mapped from disk, or owned (downloaded, fuzzed, embedded).
+enum Bytes {
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Mapped(m) => m,
+            Bytes::Owned(v) => v,
+        }
+    }
+}
+
 pub struct Weights {
     path: PathBuf,
-    mmap: memmap2::Mmap,
+    mmap: Bytes,
     header_len: usize,
     meta: Metadata,
     /// The model prefix found in the file (`bert.`, `distilbert.`...), tried on every lookup.
@@ -75,6 +91,15 @@ impl Weights {
         // SAFETY: the file is opened read-only and not modified while mapped by this process.
         let mmap = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| Error::io(path.display().to_string(), e))?;
+        Self::parse(path, Bytes::Mapped(mmap), prefixes)
+    }
+
+    /// The same checks over a safetensors file already in memory; `origin` names it in errors.
+    pub fn from_bytes(origin: &str, bytes: Vec<u8>, prefixes: &[&str]) -> Result<Weights> {
+        Self::parse(PathBuf::from(origin), Bytes::Owned(bytes), prefixes)
+    }
+
+    fn parse(path: PathBuf, mmap: Bytes, prefixes: &[&str]) -> Result<Weights> {
         let bad = |e: safetensors::SafeTensorError| {
             Error::model(
                 &path,
