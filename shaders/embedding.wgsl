@@ -1,10 +1,10 @@
 // Embedding gather fused with LayerNorm: for each token,
-// out = LayerNorm(word[id] + position[pos_id] (+ token_type[type_id])) · gamma + beta.
+// out = LayerNorm(word[id] (+ position[pos_id]) (+ token_type[type_id])) · gamma + beta.
 // `idx` holds three rows of `tokens` u32: ids, position ids, token type ids.
 // The Rust wrapper prepends `word`, `pos`, `typ` with load_word/load_pos/load_typ (f32 or f16)
 // and shaders/reduce.wgsl (WG, workgroup_sum).
 
-struct Params { tokens: u32, dim: u32, has_type: u32, eps: u32 }
+struct Params { tokens: u32, dim: u32, has_type: u32, eps: u32, has_pos: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> idx: array<u32>;
@@ -25,7 +25,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
 
     var s = 0.0;
     for (var i = li; i < d; i += WG) {
-        var v = load_word(id * d + i) + load_pos(pid * d + i);
+        var v = load_word(id * d + i);
+        if (params.has_pos != 0u) { v += load_pos(pid * d + i); }
         if (params.has_type != 0u) { v += load_typ(tid * d + i); }
         out[base + i] = v;
         s += v;

@@ -379,3 +379,60 @@ fn info_names_token_classification_and_masked_lm_heads() {
         }
     }
 }
+
+/// `wgformer classify --top-k all --json` on every classification model's rows (single texts
+/// and pairs in one `--input` file): transformers' labels in order, scores within 1e-4.
+#[test]
+fn classify_cli_matches_transformers() {
+    let mut checked = 0;
+    for (model, rows) in task_rows("text-classification") {
+        // Cross-encoders are checked through `rerank` above.
+        if rows.iter().any(|r| r["hf"]["logit"].is_number()) {
+            continue;
+        }
+        let mut text = String::new();
+        for r in &rows {
+            let line = serde_json::json!({
+                "text": r["inputs"]["text"],
+                "text_pair": r["inputs"]["text_pair"],
+            });
+            text.push_str(&format!("{line}\n"));
+        }
+        let input = TempFile::new("classify", &text);
+        let dir = tiny2(&model);
+        let (ok, stdout, stderr) = wgformer(
+            &[
+                "classify",
+                "--model",
+                dir.to_str().unwrap(),
+                "--top-k",
+                "all",
+                "--json",
+                "--input",
+                input.path(),
+            ],
+            None,
+        );
+        assert!(ok, "{model}: {stderr}");
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), rows.len(), "{model}: {stdout}");
+        for (got, r) in lines.iter().zip(&rows) {
+            // One string answers as [[scores]] in transformers 5, a pair as [scores].
+            let want = match &r["hf"] {
+                Value::Array(a) if a.len() == 1 && a[0].is_array() => a[0].clone(),
+                w => w.clone(),
+            };
+            assert!(
+                same(got, &want, true),
+                "{model} {}:\n  got  {got}\n  want {want}",
+                r["inputs"]
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no classification rows checked");
+    eprintln!("classify CLI: {checked} rows checked");
+}

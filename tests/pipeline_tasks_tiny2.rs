@@ -271,9 +271,12 @@ fn text_classification(name: &str, rows: &[&Value], failures: &mut Vec<String>) 
             text_pair: r["inputs"]["text_pair"].as_str().map(str::to_string),
         })
         .collect();
+    // transformers 5 answers one string with `top_k=None` as a list holding one list of
+    // scores, and a `{"text", "text_pair"}` dict as the list itself.
     let pipeline_of = |r: &Value| -> Vec<Value> {
         let hf = r["hf"].get("pipeline").unwrap_or(&r["hf"]);
         match hf {
+            Value::Array(a) if a.len() == 1 && a[0].is_array() => a[0].as_array().unwrap().clone(),
             Value::Array(a) => a.clone(),
             one => vec![one.clone()],
         }

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use wgformer::models::architecture;
 use wgformer::models::config::{Family, HeadKind, ModelConfig};
-use wgformer::models::encoder::HeadSpec;
+use wgformer::models::encoder::{HeadSpec, Pooling, Transform};
 use wgformer::models::weights::Weights;
 
 #[derive(Args)]
@@ -142,9 +142,10 @@ fn describe(dir: &Path) -> anyhow::Result<Info> {
         );
     }
     let cfg = ModelConfig::load(dir)?;
-    let (spec, prefixes) = architecture(&cfg);
+    let (spec, prefixes) =
+        architecture(&cfg).map_err(|m| anyhow::anyhow!("{}: {m}", dir.display()))?;
     let w = Weights::open(dir, prefixes)?;
-    let used = spec.expected(&cfg);
+    let used = spec.expected(cfg.num_heads);
     for (name, shape) in &used {
         w.check(name, shape)?;
     }
@@ -204,48 +205,56 @@ fn runs_as(dtype: &str) -> String {
     format!("{}; f32 accumulation", s.join(", "))
 }
 
+fn name(w: &str) -> &str {
+    w.trim_end_matches(".weight")
+}
+
+/// `dense → act (→ norm)` of a head's transform.
+fn transform(t: &Transform) -> String {
+    let mut s = format!("{} → {:?}", name(&t.dense.w), t.act);
+    if let Some(n) = &t.norm {
+        s.push_str(&format!(" → {}", name(&n.gamma)));
+    }
+    s
+}
+
 fn head_layers(h: &HeadSpec) -> String {
     match h {
         HeadSpec::Base => "none (hidden states)".into(),
-        HeadSpec::Classifier { dense, out } => match dense {
-            Some((d, act)) => format!(
-                "{} → {act:?} → {} on the first token ({} labels)",
-                d.w.trim_end_matches(".weight"),
-                out.w.trim_end_matches(".weight"),
-                out.out
-            ),
-            None => format!(
-                "{} on the first token ({} labels)",
-                out.w.trim_end_matches(".weight"),
-                out.out
-            ),
-        },
-        HeadSpec::QuestionAnswering(l) => format!(
-            "{} on every token (start, end)",
-            l.w.trim_end_matches(".weight")
-        ),
-        HeadSpec::TokenClassifier(l) => format!(
-            "{} on every token ({} labels)",
-            l.w.trim_end_matches(".weight"),
-            l.out
-        ),
+        HeadSpec::Classifier {
+            pooling,
+            transform: t,
+            out,
+        } => {
+            let pooled = match pooling {
+                Pooling::First => "the first token",
+                Pooling::Mean => "the mean of the tokens",
+            };
+            let steps = match t {
+                Some(t) => format!("{} → {}", transform(t), name(&out.w)),
+                None => name(&out.w).to_string(),
+            };
+            format!("{steps} on {pooled} ({} labels)", out.out)
+        }
+        HeadSpec::QuestionAnswering(l) => {
+            format!("{} on every token (start, end)", name(&l.w))
+        }
+        HeadSpec::TokenClassifier { transform: t, out } => {
+            let steps = match t {
+                Some(t) => format!("{} → {}", transform(t), name(&out.w)),
+                None => name(&out.w).to_string(),
+            };
+            format!("{steps} on every token ({} labels)", out.out)
+        }
         HeadSpec::MaskedLm {
-            transform,
-            act,
-            norm,
+            transform: t,
             decoder,
-            ..
         } => {
             let tied = decoder.w.ends_with("word_embeddings.weight");
             format!(
-                "{} → {act:?} → {} → {} on every token ({} vocabulary logits{})",
-                transform.w.trim_end_matches(".weight"),
-                norm.gamma.trim_end_matches(".weight"),
-                if tied {
-                    "decoder".to_string()
-                } else {
-                    decoder.w.trim_end_matches(".weight").to_string()
-                },
+                "{} → {} on every token ({} vocabulary logits{})",
+                transform(t),
+                if tied { "decoder" } else { name(&decoder.w) },
                 decoder.out,
                 if tied {
                     ", decoder tied to the word embeddings"

@@ -17,6 +17,19 @@ use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
+/// What a self-attention adds to the plain `softmax(Q·Kᵀ/√d + mask)·V` (all off by default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AttentionExtras {
+    /// An additive position bias, f32: `[heads, seq, seq]` (shared by the batch),
+    /// `[batch·heads, seq, seq]`, or `[heads, 2·seq − 1]` indexed by `j − i + seq − 1` (a bias
+    /// that depends only on the offset).
+    pub bias: Option<TensorId>,
+    /// Key `j` is visible to query `i` only when `|i − j| ≤ window / 2`; 0 is global attention.
+    pub window: usize,
+    /// The score scale; `None` is `1/√head_dim`.
+    pub scale: Option<f32>,
+}
+
 pub struct GraphBuilder<'g> {
     gpu: &'g Gpu,
     tensors: Vec<TensorDesc>,
@@ -280,14 +293,15 @@ impl<'g> GraphBuilder<'g> {
         Ok(())
     }
 
-    /// Embedding gather + LayerNorm. `idx` is u32 `[3, tokens]` (ids, positions, types).
+    /// Embedding gather + LayerNorm. `idx` is u32 `[3, tokens]` (ids, positions, types); the
+    /// position and token-type tables are optional.
     #[allow(clippy::too_many_arguments)]
     pub fn embedding(
         &mut self,
         label: &str,
         idx: TensorId,
         word: TensorId,
-        pos: TensorId,
+        pos: Option<TensorId>,
         token_type: Option<TensorId>,
         gamma: TensorId,
         beta: TensorId,
@@ -295,7 +309,7 @@ impl<'g> GraphBuilder<'g> {
         out_shape: &[usize],
     ) -> Result<TensorId> {
         let dim = *out_shape.last().unwrap();
-        for t in [word, pos].into_iter().chain(token_type) {
+        for t in [word].into_iter().chain(pos).chain(token_type) {
             self.expect_dim(t, dim, label)?;
             if self.tensors[t.0].dtype != self.tensors[word.0].dtype {
                 return Err(Error::Graph(format!(
@@ -308,6 +322,7 @@ impl<'g> GraphBuilder<'g> {
         let e = Embedding {
             tokens,
             dim,
+            positions: pos.is_some(),
             token_types: token_type.is_some(),
             eps,
             table_dtype: self.tensors[word.0].dtype,
@@ -319,7 +334,7 @@ impl<'g> GraphBuilder<'g> {
             vec![
                 Arg::T(idx, Access::Read),
                 Arg::T(word, Access::Read),
-                Arg::T(pos, Access::Read),
+                pos.map_or(Arg::Unused, |t| Arg::T(t, Access::Read)),
                 token_type.map_or(Arg::Unused, |t| Arg::T(t, Access::Read)),
                 Arg::T(gamma, Access::Read),
                 Arg::T(beta, Access::Read),
@@ -329,21 +344,18 @@ impl<'g> GraphBuilder<'g> {
         Ok(y)
     }
 
-    /// Multi-head self-attention core, one fused kernel: `softmax(Q·Kᵀ/√d + bias + mask)·V`
+    /// Multi-head self-attention core, one fused kernel: `softmax(Q·Kᵀ·scale + bias + mask)·V`
     /// per head, with `qkv` `[batch, seq, 3·hidden]` (Q, K, V side by side on the last axis,
-    /// heads interleaved within each; f32 or f16), an additive key mask `[batch, seq]` (0 or
-    /// `f32::MIN`) and optionally an additive position `bias`, f32 `[heads, seq, seq]` (shared
-    /// by the batch) or `[batch·heads, seq, seq]`, and a sliding `window` (key `j` visible to
-    /// query `i` only when `|i − j| ≤ window / 2`; 0 is global attention). Returns the context
-    /// `[batch, seq, hidden]` in f32, heads interleaved.
+    /// heads interleaved within each; f32 or f16) and an additive key mask `[batch, seq]` (0 or
+    /// `f32::MIN`); see [`AttentionExtras`] for the bias, window and scale. Returns the context
+    /// `[batch, seq, hidden]` in the activation dtype, heads interleaved.
     pub fn attention(
         &mut self,
         label: &str,
         qkv: TensorId,
         mask: TensorId,
         heads: usize,
-        bias: Option<TensorId>,
-        window: usize,
+        extras: AttentionExtras,
     ) -> Result<TensorId> {
         let s = self.shape(qkv).to_vec();
         if s.len() != 3 || !s[2].is_multiple_of(3) || !(s[2] / 3).is_multiple_of(heads) {
@@ -363,18 +375,27 @@ impl<'g> GraphBuilder<'g> {
         // --precision f16); scores, softmax statistics and accumulators are f32 inside.
         at.dtype = self.tensors[qkv.0].dtype;
         at.out_dtype = self.activation_dtype();
-        at.window = window;
+        at.window = extras.window;
+        if let Some(scale) = extras.scale {
+            at.scale = scale;
+        }
+        let bias = extras.bias;
         if let Some(b) = bias {
             let bs = self.shape(b).to_vec();
             at.bias = Some(if bs == [heads, seq, seq] {
                 BiasView::per_head(seq)
             } else if bs == [bsz * heads, seq, seq] {
                 BiasView::per_batch_head(heads, seq)
+            } else if bs == [heads, 2 * seq - 1] {
+                BiasView::relative(seq)
             } else {
                 return Err(Error::Graph(format!(
-                    "{label}: position bias {bs:?} is neither [heads, seq, seq] nor [batch·heads, seq, seq]"
+                    "{label}: position bias {bs:?} is none of [heads, seq, seq], [batch·heads, seq, seq] or [heads, 2·seq − 1]"
                 )));
             });
+            if self.tensors[b.0].dtype != DType::F32 {
+                return Err(Error::Graph(format!("{label}: position bias must be f32")));
+            }
         }
         let call = at.call(self.gpu).map_err(|e| match e {
             Error::Graph(m) => Error::Graph(format!("{label}: {m}")),

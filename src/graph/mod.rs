@@ -8,7 +8,7 @@
 mod builder;
 mod plan;
 
-pub use builder::GraphBuilder;
+pub use builder::{AttentionExtras, GraphBuilder};
 pub use plan::PlanReport;
 
 use crate::gpu::Gpu;

@@ -13,8 +13,11 @@
 //! checkpoints all have `inner_group_num = 1`.
 
 use super::bert;
+use super::bert::{first_token_classifier, masked_lm, post_ln_layer, PostLnNames};
 use super::config::{HeadKind, ModelConfig};
-use super::encoder::{HeadSpec, LayerSpec, LinSpec, NetworkSpec, NormSpec, Positions};
+use super::encoder::{
+    AttentionKind, HeadSpec, LayerSpec, LinSpec, NetworkSpec, NormSpec, Positions,
+};
 use crate::ops::activation::Act;
 
 pub const PREFIXES: &[&str] = &["albert."];
@@ -26,23 +29,24 @@ pub fn group_of(i: usize, layers: usize, groups: usize) -> usize {
 }
 
 /// One ALBERT layer's tensor names under `p` (`...albert_layer_groups.G.albert_layers.J`).
-fn layer(p: &str, h: usize, ff: usize) -> LayerSpec {
-    LayerSpec {
-        q: LinSpec::new(&format!("{p}.attention.query"), h, h),
-        k: LinSpec::new(&format!("{p}.attention.key"), h, h),
-        v: LinSpec::new(&format!("{p}.attention.value"), h, h),
-        attn_out: LinSpec::new(&format!("{p}.attention.dense"), h, h),
-        attn_norm: NormSpec::new(&format!("{p}.attention.LayerNorm"), h),
-        ff_in: LinSpec::new(&format!("{p}.ffn"), ff, h),
-        ff_out: LinSpec::new(&format!("{p}.ffn_output"), h, ff),
-        out_norm: NormSpec::new(&format!("{p}.full_layer_layer_norm"), h),
-    }
+fn layer(cfg: &ModelConfig, p: &str) -> LayerSpec {
+    let names = PostLnNames {
+        q: "attention.query",
+        k: "attention.key",
+        v: "attention.value",
+        attn_out: "attention.dense",
+        attn_norm: "attention.LayerNorm",
+        ff_in: "ffn",
+        ff_out: "ffn_output",
+        out_norm: "full_layer_layer_norm",
+    };
+    post_ln_layer(cfg, p, &names, AttentionKind::Plain)
 }
 
 pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     let h = cfg.hidden_size;
     let e = cfg.embedding_size;
-    let mut embeddings = bert::embeddings("albert.embeddings", e, Positions::Absolute);
+    let mut embeddings = bert::embeddings(cfg, "albert.embeddings", e, Positions::Absolute);
     embeddings.project = Some(LinSpec::new(
         "albert.encoder.embedding_hidden_mapping_in",
         h,
@@ -53,41 +57,43 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         let g = group_of(i, cfg.num_layers, cfg.num_hidden_groups);
         for j in 0..cfg.inner_group_num.max(1) {
             layers.push(layer(
+                cfg,
                 &format!("albert.encoder.albert_layer_groups.{g}.albert_layers.{j}"),
-                h,
-                cfg.intermediate_size,
             ));
         }
     }
     let head = match cfg.head {
         HeadKind::Base => HeadSpec::Base,
-        HeadKind::SequenceClassification => HeadSpec::Classifier {
-            dense: Some((LinSpec::new("albert.pooler", h, h), Act::Tanh)),
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::SequenceClassification => first_token_classifier(
+            LinSpec::new("albert.pooler", h, h),
+            Act::Tanh,
+            LinSpec::new("classifier", cfg.num_labels(), h),
+        ),
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => {
-            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
-        }
-        HeadKind::MaskedLm => HeadSpec::MaskedLm {
-            transform: LinSpec::new("predictions.dense", e, h),
-            act: cfg.act,
-            norm: NormSpec::new("predictions.LayerNorm", e),
-            eps: cfg.layer_norm_eps,
-            decoder: bert::tied_decoder(
+        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
+            transform: None,
+            out: LinSpec::new("classifier", cfg.num_labels(), h),
+        },
+        HeadKind::MaskedLm => masked_lm(
+            LinSpec::new("predictions.dense", e, h),
+            cfg.act,
+            NormSpec::new("predictions.LayerNorm", e, cfg.layer_norm_eps),
+            bert::tied_decoder(
                 cfg,
                 "albert.embeddings.word_embeddings.weight",
                 "predictions.decoder.weight",
                 "predictions.bias",
                 e,
             ),
-        },
+        ),
     };
     NetworkSpec {
         embeddings,
+        position_bias: None,
         layers,
+        final_norm: None,
         head,
     }
 }

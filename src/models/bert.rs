@@ -5,36 +5,110 @@
 
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
-    EmbeddingSpec, HeadSpec, LayerSpec, LinSpec, NetworkSpec, NormSpec, Positions,
+    AttentionKind, AttentionSpec, EmbeddingSpec, HeadSpec, LayerSpec, LinSpec, MlpSpec,
+    NetworkSpec, NormPlacement, NormSpec, Pooling, Positions, QkvSpec, Transform,
 };
 use crate::ops::activation::Act;
 
 pub const PREFIXES: &[&str] = &["bert."];
 
-/// One BERT encoder layer's tensor names under `p` (also used by ELECTRA, same layout).
-pub fn layer(p: &str, h: usize, ff: usize) -> LayerSpec {
+/// The tensor-name prefixes of a post-LN layer's parts (under the layer's own prefix).
+pub struct PostLnNames<'a> {
+    pub q: &'a str,
+    pub k: &'a str,
+    pub v: &'a str,
+    pub attn_out: &'a str,
+    pub attn_norm: &'a str,
+    pub ff_in: &'a str,
+    pub ff_out: &'a str,
+    pub out_norm: &'a str,
+}
+
+/// A post-LN layer (BERT and its descendants) under prefix `p`: three projections, plain or
+/// relative-bias attention, a two-linear MLP with `cfg.act`, norms after each residual add.
+pub fn post_ln_layer(
+    cfg: &ModelConfig,
+    p: &str,
+    n: &PostLnNames,
+    kind: AttentionKind,
+) -> LayerSpec {
+    let (h, ff, eps) = (cfg.hidden_size, cfg.intermediate_size, cfg.layer_norm_eps);
+    let lin = |s: &str, out, inp| LinSpec::new(&format!("{p}.{s}"), out, inp);
     LayerSpec {
-        q: LinSpec::new(&format!("{p}.attention.self.query"), h, h),
-        k: LinSpec::new(&format!("{p}.attention.self.key"), h, h),
-        v: LinSpec::new(&format!("{p}.attention.self.value"), h, h),
-        attn_out: LinSpec::new(&format!("{p}.attention.output.dense"), h, h),
-        attn_norm: NormSpec::new(&format!("{p}.attention.output.LayerNorm"), h),
-        ff_in: LinSpec::new(&format!("{p}.intermediate.dense"), ff, h),
-        ff_out: LinSpec::new(&format!("{p}.output.dense"), h, ff),
-        out_norm: NormSpec::new(&format!("{p}.output.LayerNorm"), h),
+        attention: AttentionSpec {
+            qkv: QkvSpec::Separate {
+                q: lin(n.q, h, h),
+                k: lin(n.k, h, h),
+                v: lin(n.v, h, h),
+            },
+            out: lin(n.attn_out, h, h),
+            kind,
+        },
+        mlp: MlpSpec::Plain {
+            up: lin(n.ff_in, ff, h),
+            down: lin(n.ff_out, h, ff),
+            act: cfg.act,
+        },
+        norms: NormPlacement::Post {
+            attn: NormSpec::new(&format!("{p}.{}", n.attn_norm), h, eps),
+            mlp: NormSpec::new(&format!("{p}.{}", n.out_norm), h, eps),
+        },
     }
 }
 
+/// One BERT encoder layer's tensor names under `p` (also used by RoBERTa and ELECTRA).
+pub fn layer(cfg: &ModelConfig, p: &str) -> LayerSpec {
+    let names = PostLnNames {
+        q: "attention.self.query",
+        k: "attention.self.key",
+        v: "attention.self.value",
+        attn_out: "attention.output.dense",
+        attn_norm: "attention.output.LayerNorm",
+        ff_in: "intermediate.dense",
+        ff_out: "output.dense",
+        out_norm: "output.LayerNorm",
+    };
+    post_ln_layer(cfg, p, &names, AttentionKind::Plain)
+}
+
 /// BERT-style embeddings (word + position + token type, LayerNorm) of width `dim`.
-pub fn embeddings(p: &str, dim: usize, positions: Positions) -> EmbeddingSpec {
+pub fn embeddings(cfg: &ModelConfig, p: &str, dim: usize, positions: Positions) -> EmbeddingSpec {
     EmbeddingSpec {
         word: format!("{p}.word_embeddings.weight"),
-        position: format!("{p}.position_embeddings.weight"),
+        position: Some(format!("{p}.position_embeddings.weight")),
         token_type: Some(format!("{p}.token_type_embeddings.weight")),
-        norm: NormSpec::new(&format!("{p}.LayerNorm"), dim),
+        norm: NormSpec::new(&format!("{p}.LayerNorm"), dim, cfg.layer_norm_eps),
         dim,
         project: None,
         positions,
+        vocab: cfg.vocab_size,
+        max_positions: cfg.max_positions,
+        type_vocab: cfg.type_vocab_size,
+    }
+}
+
+/// A classifier on the first token: `out(act(dense(x₀)))`.
+pub fn first_token_classifier(dense: LinSpec, act: Act, out: LinSpec) -> HeadSpec {
+    HeadSpec::Classifier {
+        pooling: Pooling::First,
+        transform: Some(Transform {
+            dense,
+            act,
+            norm: None,
+        }),
+        out,
+    }
+}
+
+/// A masked-LM head: `decoder(LayerNorm(act(dense(x))))`.
+pub fn masked_lm(dense: LinSpec, act: Act, norm: NormSpec, decoder: LinSpec) -> HeadSpec {
+    HeadSpec::MaskedLm {
+        transform: Transform {
+            dense,
+            act,
+            norm: Some(norm),
+        },
+        decoder,
     }
 }
 
@@ -66,35 +140,38 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     let h = cfg.hidden_size;
     let head = match cfg.head {
         HeadKind::Base => HeadSpec::Base,
-        HeadKind::SequenceClassification => HeadSpec::Classifier {
-            dense: Some((LinSpec::new("bert.pooler.dense", h, h), Act::Tanh)),
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::SequenceClassification => first_token_classifier(
+            LinSpec::new("bert.pooler.dense", h, h),
+            Act::Tanh,
+            LinSpec::new("classifier", cfg.num_labels(), h),
+        ),
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => {
-            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
-        }
-        HeadKind::MaskedLm => HeadSpec::MaskedLm {
-            transform: LinSpec::new("cls.predictions.transform.dense", h, h),
-            act: cfg.act,
-            norm: NormSpec::new("cls.predictions.transform.LayerNorm", h),
-            eps: cfg.layer_norm_eps,
-            decoder: tied_decoder(
+        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
+            transform: None,
+            out: LinSpec::new("classifier", cfg.num_labels(), h),
+        },
+        HeadKind::MaskedLm => masked_lm(
+            LinSpec::new("cls.predictions.transform.dense", h, h),
+            cfg.act,
+            NormSpec::new("cls.predictions.transform.LayerNorm", h, cfg.layer_norm_eps),
+            tied_decoder(
                 cfg,
                 "bert.embeddings.word_embeddings.weight",
                 "cls.predictions.decoder.weight",
                 "cls.predictions.bias",
                 h,
             ),
-        },
+        ),
     };
     NetworkSpec {
-        embeddings: embeddings("bert.embeddings", h, Positions::Absolute),
+        embeddings: embeddings(cfg, "bert.embeddings", h, Positions::Absolute),
+        position_bias: None,
         layers: (0..cfg.num_layers)
-            .map(|i| layer(&format!("bert.encoder.layer.{i}"), h, cfg.intermediate_size))
+            .map(|i| layer(cfg, &format!("bert.encoder.layer.{i}")))
             .collect(),
+        final_norm: None,
         head,
     }
 }

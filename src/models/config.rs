@@ -13,6 +13,7 @@ pub enum Family {
     Roberta,
     Electra,
     Albert,
+    Mpnet,
 }
 
 /// The head on top of the encoder, from `architectures[0]`.
@@ -30,7 +31,7 @@ pub enum HeadKind {
 }
 
 pub const SUPPORTED_MODEL_TYPES: &str =
-    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert";
+    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert, mpnet";
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ModelConfig {
@@ -60,6 +61,9 @@ pub struct ModelConfig {
     pub problem_type: Option<String>,
     /// `tie_word_embeddings` (default true): an LM head's decoder is the word embedding table.
     pub tie_word_embeddings: bool,
+    /// The whole `config.json`, for the fields only one architecture reads (its file reads them).
+    #[serde(skip)]
+    pub raw: Value,
 }
 
 impl ModelConfig {
@@ -93,6 +97,7 @@ impl ModelConfig {
             "roberta" | "xlm-roberta" | "camembert" => Family::Roberta,
             "electra" => Family::Electra,
             "albert" => Family::Albert,
+            "mpnet" => Family::Mpnet,
             other => {
                 return Err(format!(
                     "model_type `{other}` is not supported; supported: {SUPPORTED_MODEL_TYPES}"
@@ -161,7 +166,8 @@ impl ModelConfig {
                 .unwrap_or(1e-12) as f32,
             vocab_size: usize_of(&["vocab_size"])?,
             max_positions: usize_of(&["max_position_embeddings"])?,
-            type_vocab_size: if distil {
+            // DistilBERT and MPNet have no token-type embeddings.
+            type_vocab_size: if distil || family == Family::Mpnet {
                 0
             } else {
                 opt_usize("type_vocab_size", 2)
@@ -180,6 +186,7 @@ impl ModelConfig {
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
             model_type,
+            raw: v.clone(),
         })
     }
 
@@ -191,6 +198,8 @@ impl ModelConfig {
     pub fn max_sequence(&self) -> usize {
         match self.family {
             Family::Roberta => self.max_positions.saturating_sub(self.pad_token_id + 1),
+            // MPNet's positions start after its hard-coded padding index 1.
+            Family::Mpnet => self.max_positions.saturating_sub(2),
             _ => self.max_positions,
         }
     }
@@ -266,12 +275,8 @@ mod tests {
 
     #[test]
     fn unknown_model_type_and_architecture_are_named() {
-        let e =
-            ModelConfig::from_json(&serde_json::json!({"model_type": "deberta-v2"})).unwrap_err();
-        assert!(
-            e.contains("deberta-v2") && e.contains("supported: bert"),
-            "{e}"
-        );
+        let e = ModelConfig::from_json(&serde_json::json!({"model_type": "t5"})).unwrap_err();
+        assert!(e.contains("t5") && e.contains("supported: bert"), "{e}");
         let e = ModelConfig::from_json(&serde_json::json!({
             "model_type": "bert", "architectures": ["BertForMultipleChoice"]
         }))

@@ -3,10 +3,10 @@
 //! `classifier` on every token; the masked-LM head is `vocab_projector(vocab_layer_norm(act(
 //! vocab_transform(x))))` with the projector tied to the word embeddings and LayerNorm eps 1e-12.
 
-use super::bert::tied_decoder;
+use super::bert::{first_token_classifier, masked_lm, post_ln_layer, tied_decoder, PostLnNames};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
-    EmbeddingSpec, HeadSpec, LayerSpec, LinSpec, NetworkSpec, NormSpec, Positions,
+    AttentionKind, EmbeddingSpec, HeadSpec, LinSpec, NetworkSpec, NormSpec, Positions,
 };
 use crate::ops::activation::Act;
 
@@ -14,58 +14,64 @@ pub const PREFIXES: &[&str] = &["distilbert."];
 
 pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     let h = cfg.hidden_size;
-    let ff = cfg.intermediate_size;
+    let names = PostLnNames {
+        q: "attention.q_lin",
+        k: "attention.k_lin",
+        v: "attention.v_lin",
+        attn_out: "attention.out_lin",
+        attn_norm: "sa_layer_norm",
+        ff_in: "ffn.lin1",
+        ff_out: "ffn.lin2",
+        out_norm: "output_layer_norm",
+    };
     let layer = |i: usize| {
         let p = format!("distilbert.transformer.layer.{i}");
-        LayerSpec {
-            q: LinSpec::new(&format!("{p}.attention.q_lin"), h, h),
-            k: LinSpec::new(&format!("{p}.attention.k_lin"), h, h),
-            v: LinSpec::new(&format!("{p}.attention.v_lin"), h, h),
-            attn_out: LinSpec::new(&format!("{p}.attention.out_lin"), h, h),
-            attn_norm: NormSpec::new(&format!("{p}.sa_layer_norm"), h),
-            ff_in: LinSpec::new(&format!("{p}.ffn.lin1"), ff, h),
-            ff_out: LinSpec::new(&format!("{p}.ffn.lin2"), h, ff),
-            out_norm: NormSpec::new(&format!("{p}.output_layer_norm"), h),
-        }
+        post_ln_layer(cfg, &p, &names, AttentionKind::Plain)
     };
     let head = match cfg.head {
         HeadKind::Base => HeadSpec::Base,
-        HeadKind::SequenceClassification => HeadSpec::Classifier {
-            dense: Some((LinSpec::new("pre_classifier", h, h), Act::Relu)),
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::SequenceClassification => first_token_classifier(
+            LinSpec::new("pre_classifier", h, h),
+            Act::Relu,
+            LinSpec::new("classifier", cfg.num_labels(), h),
+        ),
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => {
-            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
-        }
-        HeadKind::MaskedLm => HeadSpec::MaskedLm {
-            transform: LinSpec::new("vocab_transform", h, h),
-            act: cfg.act,
-            norm: NormSpec::new("vocab_layer_norm", h),
-            // Hard-coded in DistilBertForMaskedLM whatever the config says.
-            eps: 1e-12,
-            decoder: tied_decoder(
+        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
+            transform: None,
+            out: LinSpec::new("classifier", cfg.num_labels(), h),
+        },
+        HeadKind::MaskedLm => masked_lm(
+            LinSpec::new("vocab_transform", h, h),
+            cfg.act,
+            // DistilBertForMaskedLM hard-codes 1e-12 whatever the config says.
+            NormSpec::new("vocab_layer_norm", h, 1e-12),
+            tied_decoder(
                 cfg,
                 "distilbert.embeddings.word_embeddings.weight",
                 "vocab_projector.weight",
                 "vocab_projector.bias",
                 h,
             ),
-        },
+        ),
     };
     NetworkSpec {
         embeddings: EmbeddingSpec {
             word: "distilbert.embeddings.word_embeddings.weight".into(),
-            position: "distilbert.embeddings.position_embeddings.weight".into(),
+            position: Some("distilbert.embeddings.position_embeddings.weight".into()),
             token_type: None,
-            norm: NormSpec::new("distilbert.embeddings.LayerNorm", h),
+            norm: NormSpec::new("distilbert.embeddings.LayerNorm", h, cfg.layer_norm_eps),
             dim: h,
             project: None,
             positions: Positions::Absolute,
+            vocab: cfg.vocab_size,
+            max_positions: cfg.max_positions,
+            type_vocab: 0,
         },
+        position_bias: None,
         layers: (0..cfg.num_layers).map(layer).collect(),
+        final_norm: None,
         head,
     }
 }

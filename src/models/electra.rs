@@ -7,6 +7,7 @@
 //! `generator_lm_head` tied to the word embeddings, with its own bias.
 
 use super::bert;
+use super::bert::{first_token_classifier, masked_lm};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{HeadSpec, LinSpec, NetworkSpec, NormSpec, Positions};
 use crate::ops::activation::Act;
@@ -16,48 +17,45 @@ pub const PREFIXES: &[&str] = &["electra."];
 pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     let h = cfg.hidden_size;
     let e = cfg.embedding_size;
-    let mut embeddings = bert::embeddings("electra.embeddings", e, Positions::Absolute);
+    let mut embeddings = bert::embeddings(cfg, "electra.embeddings", e, Positions::Absolute);
     // transformers creates `embeddings_project` only when the widths differ.
     if e != h {
         embeddings.project = Some(LinSpec::new("electra.embeddings_project", h, e));
     }
     let head = match cfg.head {
         HeadKind::Base => HeadSpec::Base,
-        HeadKind::SequenceClassification => HeadSpec::Classifier {
-            dense: Some((LinSpec::new("classifier.dense", h, h), Act::Gelu)),
-            out: LinSpec::new("classifier.out_proj", cfg.num_labels(), h),
-        },
+        HeadKind::SequenceClassification => first_token_classifier(
+            LinSpec::new("classifier.dense", h, h),
+            Act::Gelu,
+            LinSpec::new("classifier.out_proj", cfg.num_labels(), h),
+        ),
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => {
-            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
-        }
-        HeadKind::MaskedLm => HeadSpec::MaskedLm {
-            transform: LinSpec::new("generator_predictions.dense", e, h),
-            act: Act::Gelu,
-            norm: NormSpec::new("generator_predictions.LayerNorm", e),
-            eps: cfg.layer_norm_eps,
-            decoder: bert::tied_decoder(
+        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
+            transform: None,
+            out: LinSpec::new("classifier", cfg.num_labels(), h),
+        },
+        HeadKind::MaskedLm => masked_lm(
+            LinSpec::new("generator_predictions.dense", e, h),
+            Act::Gelu,
+            NormSpec::new("generator_predictions.LayerNorm", e, cfg.layer_norm_eps),
+            bert::tied_decoder(
                 cfg,
                 "electra.embeddings.word_embeddings.weight",
                 "generator_lm_head.weight",
                 "generator_lm_head.bias",
                 e,
             ),
-        },
+        ),
     };
     NetworkSpec {
         embeddings,
+        position_bias: None,
         layers: (0..cfg.num_layers)
-            .map(|i| {
-                bert::layer(
-                    &format!("electra.encoder.layer.{i}"),
-                    h,
-                    cfg.intermediate_size,
-                )
-            })
+            .map(|i| bert::layer(cfg, &format!("electra.encoder.layer.{i}")))
             .collect(),
+        final_norm: None,
         head,
     }
 }

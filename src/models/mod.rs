@@ -17,6 +17,7 @@ pub mod config;
 pub mod distilbert;
 pub mod electra;
 pub mod encoder;
+pub mod mpnet;
 pub mod roberta;
 pub mod weights;
 
@@ -31,15 +32,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use weights::Weights;
 
-/// The architecture file's description of `cfg` and the name prefixes its weights may carry.
-pub fn architecture(cfg: &ModelConfig) -> (encoder::NetworkSpec, &'static [&'static str]) {
-    match cfg.family {
+/// The architecture file's description of `cfg` and the name prefixes its weights may carry;
+/// an error names a setting the architecture file does not run.
+pub fn architecture(
+    cfg: &ModelConfig,
+) -> std::result::Result<(encoder::NetworkSpec, &'static [&'static str]), String> {
+    Ok(match cfg.family {
         Family::Bert => (bert::spec(cfg), bert::PREFIXES),
         Family::DistilBert => (distilbert::spec(cfg), distilbert::PREFIXES),
         Family::Roberta => (roberta::spec(cfg), roberta::PREFIXES),
         Family::Electra => (electra::spec(cfg), electra::PREFIXES),
         Family::Albert => (albert::spec(cfg), albert::PREFIXES),
-    }
+        Family::Mpnet => (mpnet::spec(cfg)?, mpnet::PREFIXES),
+    })
 }
 
 /// One tokenized sequence (unpadded). `type_ids` may be empty (all zeros).
@@ -120,7 +125,7 @@ impl Model {
             ));
         }
         let config = ModelConfig::load(dir)?;
-        let (_, prefixes) = architecture(&config);
+        let (_, prefixes) = architecture(&config).map_err(|m| Error::model(dir, m))?;
         let w = Weights::open(dir, prefixes)?;
         Self::assemble(dir, config, &w, gpu)
     }
@@ -135,14 +140,14 @@ impl Model {
     ) -> Result<Model> {
         let dir = Path::new(origin);
         let config = ModelConfig::from_text(config_json, &dir.join("config.json"))?;
-        let (_, prefixes) = architecture(&config);
+        let (_, prefixes) = architecture(&config).map_err(|m| Error::model(dir, m))?;
         let w = Weights::from_bytes(origin, safetensors, prefixes)?;
         Self::assemble(dir, config, &w, gpu)
     }
 
     fn assemble(dir: &Path, config: ModelConfig, w: &Weights, gpu: &Arc<Gpu>) -> Result<Model> {
-        let (spec, _) = architecture(&config);
-        let net = Network::load(gpu, &config, w, &spec)?;
+        let (spec, _) = architecture(&config).map_err(|m| Error::model(dir, m))?;
+        let net = Network::load(gpu, config.num_heads, w, &spec)?;
         Ok(Model {
             weights_dtype: w.dtype_summary(),
             parameters: w.parameter_count(),
@@ -261,15 +266,10 @@ impl Model {
         let longest = self.validate(rows)?;
         let seq = self.bucket(longest);
         let c = self.graph(rows.len(), seq, Readback::Head, 0)?;
-        let (idx, mask) = self.inputs(rows, seq);
+        let inputs = self.inputs(&c.io, rows, seq, &[]);
         let run = c.graph.lock();
-        f(
-            &run,
-            &[
-                (c.io.idx, bytemuck::cast_slice(&idx)),
-                (c.io.mask, bytemuck::cast_slice(&mask)),
-            ],
-        )
+        let slices: Vec<_> = inputs.iter().map(|(t, b)| (*t, b.as_slice())).collect();
+        f(&run, &slices)
     }
 
     fn graph(
@@ -360,20 +360,9 @@ impl Model {
         let batch = rows.len();
         let picked = Self::select_bucket(select.len());
         let c = self.graph(batch, seq, readback, picked)?;
-        let (idx, mask) = self.inputs(rows, seq);
-        // One-hot rows picking each selected token out of the padded [batch·seq] tokens.
-        let mut onehot = vec![0f32; picked * batch * seq];
-        for (k, &(r, t)) in select.iter().enumerate() {
-            onehot[k * batch * seq + r * seq + t] = 1.0;
-        }
-        let mut inputs: Vec<(crate::graph::TensorId, &[u8])> = vec![
-            (c.io.idx, bytemuck::cast_slice(&idx)),
-            (c.io.mask, bytemuck::cast_slice(&mask)),
-        ];
-        if let Some(s) = c.io.select {
-            inputs.push((s, bytemuck::cast_slice(&onehot)));
-        }
-        let out = c.graph.run(&self.gpu, &inputs)?;
+        let inputs = self.inputs(&c.io, rows, seq, select);
+        let slices: Vec<_> = inputs.iter().map(|(t, b)| (*t, b.as_slice())).collect();
+        let out = c.graph.run(&self.gpu, &slices)?;
         let h = *c.graph.tensor(c.io.last_hidden).shape.last().unwrap();
         let lens: Vec<usize> = rows.iter().map(|r| r.ids.len()).collect();
         let unpad = |flat: &[f32], width: usize| -> Vec<Vec<f32>> {
@@ -419,8 +408,16 @@ impl Model {
         })
     }
 
-    /// The graph inputs: `[ids | positions | types]` and the additive mask.
-    fn inputs(&self, rows: &[Sequence], seq: usize) -> (Vec<u32>, Vec<f32>) {
+    /// The graph's inputs as bytes: `[ids | positions | types]`, the additive mask, the
+    /// one-hot rows picking each selected token and the mean-pooling weights (when the graph
+    /// takes them).
+    fn inputs(
+        &self,
+        io: &GraphIo,
+        rows: &[Sequence],
+        seq: usize,
+        select: &[(usize, usize)],
+    ) -> Vec<(crate::graph::TensorId, Vec<u8>)> {
         let n = rows.len() * seq;
         let pad = self.config.pad_token_id as u32;
         let mut idx = vec![0u32; 3 * n];
@@ -450,6 +447,28 @@ impl Model {
                 }
             }
         }
-        (idx, mask)
+        let mut inputs = vec![
+            (io.idx, bytemuck::cast_slice(&idx).to_vec()),
+            (io.mask, bytemuck::cast_slice(&mask).to_vec()),
+        ];
+        let batch = rows.len();
+        if let Some(s) = io.select {
+            let picked = Self::select_bucket(select.len());
+            let mut onehot = vec![0f32; picked * n];
+            for (k, &(r, t)) in select.iter().enumerate() {
+                onehot[k * n + r * seq + t] = 1.0;
+            }
+            inputs.push((s, bytemuck::cast_slice(&onehot).to_vec()));
+        }
+        // Mean pooling: 1/len on each row's real tokens of the padded [batch·seq].
+        if let Some(p) = io.pool {
+            let mut pool = vec![0f32; batch * n];
+            for (r, s) in rows.iter().enumerate() {
+                let w = 1.0 / s.ids.len() as f32;
+                pool[r * n + r * seq..][..s.ids.len()].fill(w);
+            }
+            inputs.push((p, bytemuck::cast_slice(&pool).to_vec()));
+        }
+        inputs
     }
 }

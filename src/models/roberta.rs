@@ -7,6 +7,7 @@
 //! plus `lm_head.bias`.
 
 use super::bert;
+use super::bert::{first_token_classifier, masked_lm};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{HeadSpec, LinSpec, NetworkSpec, NormSpec, Positions};
 use crate::ops::activation::Act;
@@ -17,44 +18,41 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
     let h = cfg.hidden_size;
     let head = match cfg.head {
         HeadKind::Base => HeadSpec::Base,
-        HeadKind::SequenceClassification => HeadSpec::Classifier {
-            dense: Some((LinSpec::new("classifier.dense", h, h), Act::Tanh)),
-            out: LinSpec::new("classifier.out_proj", cfg.num_labels(), h),
-        },
+        HeadKind::SequenceClassification => first_token_classifier(
+            LinSpec::new("classifier.dense", h, h),
+            Act::Tanh,
+            LinSpec::new("classifier.out_proj", cfg.num_labels(), h),
+        ),
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => {
-            HeadSpec::TokenClassifier(LinSpec::new("classifier", cfg.num_labels(), h))
-        }
-        HeadKind::MaskedLm => HeadSpec::MaskedLm {
-            transform: LinSpec::new("lm_head.dense", h, h),
-            act: Act::Gelu,
-            norm: NormSpec::new("lm_head.layer_norm", h),
-            eps: cfg.layer_norm_eps,
-            decoder: bert::tied_decoder(
+        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
+            transform: None,
+            out: LinSpec::new("classifier", cfg.num_labels(), h),
+        },
+        HeadKind::MaskedLm => masked_lm(
+            LinSpec::new("lm_head.dense", h, h),
+            Act::Gelu,
+            NormSpec::new("lm_head.layer_norm", h, cfg.layer_norm_eps),
+            bert::tied_decoder(
                 cfg,
                 "roberta.embeddings.word_embeddings.weight",
                 "lm_head.decoder.weight",
                 "lm_head.bias",
                 h,
             ),
-        },
+        ),
     };
     let positions = Positions::AfterPadding {
         pad: cfg.pad_token_id as u32,
     };
     NetworkSpec {
-        embeddings: bert::embeddings("roberta.embeddings", h, positions),
+        embeddings: bert::embeddings(cfg, "roberta.embeddings", h, positions),
+        position_bias: None,
         layers: (0..cfg.num_layers)
-            .map(|i| {
-                bert::layer(
-                    &format!("roberta.encoder.layer.{i}"),
-                    h,
-                    cfg.intermediate_size,
-                )
-            })
+            .map(|i| bert::layer(cfg, &format!("roberta.encoder.layer.{i}")))
             .collect(),
+        final_norm: None,
         head,
     }
 }

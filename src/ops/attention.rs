@@ -75,13 +75,14 @@ pub struct MaskView {
 }
 
 /// The additive position bias: (query `i`, key `j`) of head `h` in batch `b` at
-/// `off + b·batch + h·head + i·query + j·key`.
+/// `off + b·batch + h·head + i·query + j·key`. `query` may be negative (see
+/// [`relative`](Self::relative)); every index the attention reads must be in the buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BiasView {
     pub off: usize,
     pub batch: usize,
     pub head: usize,
-    pub query: usize,
+    pub query: isize,
     pub key: usize,
 }
 
@@ -92,9 +93,27 @@ impl BiasView {
             off: 0,
             batch: 0,
             head: seq * seq,
-            query: seq,
+            query: seq as isize,
             key: 1,
         }
+    }
+
+    /// `[heads, 2·seq − 1]`: a bias that depends only on `j − i` (MPNet's relative buckets),
+    /// stored once per offset at column `j − i + seq − 1` and read with a query stride of −1,
+    /// so no `seq × seq` matrix is built.
+    pub fn relative(seq: usize) -> BiasView {
+        BiasView {
+            off: seq - 1,
+            batch: 0,
+            head: 2 * seq - 1,
+            query: -1,
+            key: 1,
+        }
+    }
+
+    fn index(&self, b: usize, h: usize, i: usize, j: usize) -> usize {
+        ((self.off + b * self.batch + h * self.head + j * self.key) as isize
+            + i as isize * self.query) as usize
     }
 
     /// `[batch·heads, seq, seq]`, one matrix per sequence and head.
@@ -198,6 +217,7 @@ impl Attention {
             0
         };
         let bias = match self.bias {
+            Some(b) if b.query < 0 => 4 * (self.heads * (2 * self.seq - 1)) as u64,
             Some(b) if b.batch == 0 => 4 * (self.heads * self.seq * self.seq) as u64,
             Some(_) => 4 * (self.batch * self.heads * self.seq * self.seq) as u64,
             None => 0,
@@ -301,7 +321,8 @@ impl Attention {
             u(bias.off),
             u(bias.batch),
             u(bias.head),
-            u(bias.query),
+            // Two's complement: the shader's u32 arithmetic wraps, so −1 steps back.
+            bias.query as i32 as u32,
             u(bias.key),
             super::f(self.scale),
         ]);
@@ -344,11 +365,7 @@ impl Attention {
                                 (0..d).map(|c| q[qi + c] as f64 * k[kj + c] as f64).sum();
                             let mut x = dot * self.scale as f64;
                             if let (Some(bv), Some(bias)) = (self.bias, bias) {
-                                x += bias[bv.off
-                                    + b * bv.batch
-                                    + h * bv.head
-                                    + i * bv.query
-                                    + j * bv.key] as f64;
+                                x += bias[bv.index(b, h, i, j)] as f64;
                             }
                             if let (Some(mv), Some(mask)) = (self.mask, mask) {
                                 let m = mask[mv.off + b * mv.batch + j];
@@ -592,11 +609,11 @@ mod tests {
     }
 
     /// Q, K, V packed as the graph has them; `dims` = (batch, seq, heads, d); `real[b]` real
-    /// tokens in row b; `bias`: per (batch, head) when `Some(true)`, per head when `Some(false)`.
+    /// tokens in row b; `bias`: per (batch, head), per head or relative (per head and offset).
     fn case(
         dims: (usize, usize, usize, usize),
         real: &[usize],
-        bias: Option<bool>,
+        bias: Option<Bias>,
         window: usize,
         seed: u64,
     ) -> Case {
@@ -604,13 +621,17 @@ mod tests {
         let mut at = Attention::packed_qkv(batch, seq, heads, d);
         at.window = window;
         let bias_len = match bias {
-            Some(per_batch) => {
-                at.bias = Some(if per_batch {
-                    BiasView::per_batch_head(heads, seq)
-                } else {
-                    BiasView::per_head(seq)
-                });
-                (if per_batch { batch } else { 1 }) * heads * seq * seq
+            Some(Bias::PerBatchHead) => {
+                at.bias = Some(BiasView::per_batch_head(heads, seq));
+                batch * heads * seq * seq
+            }
+            Some(Bias::PerHead) => {
+                at.bias = Some(BiasView::per_head(seq));
+                heads * seq * seq
+            }
+            Some(Bias::Relative) => {
+                at.bias = Some(BiasView::relative(seq));
+                heads * (2 * seq - 1)
             }
             None => 4,
         };
@@ -661,26 +682,38 @@ mod tests {
         eprintln!("fused attention, awkward shapes: max relative error {max_err:e}");
     }
 
+    #[derive(Clone, Copy)]
+    enum Bias {
+        PerHead,
+        PerBatchHead,
+        Relative,
+    }
+
     #[test]
     fn position_bias_and_sliding_window() {
+        use Bias::*;
         let mut max_err = 0.0f64;
-        // (batch, seq, heads, d, real, bias per batch?, window)
+        // (batch, seq, heads, d, real, bias, window)
         type Row = (
             usize,
             usize,
             usize,
             usize,
             &'static [usize],
-            Option<bool>,
+            Option<Bias>,
             usize,
         );
         let shapes: &[Row] = &[
-            (2, 33, 4, 16, &[33, 10], Some(false), 0),
-            (3, 7, 2, 8, &[7, 3, 1], Some(true), 0),
+            (2, 33, 4, 16, &[33, 10], Some(PerHead), 0),
+            (3, 7, 2, 8, &[7, 3, 1], Some(PerBatchHead), 0),
             (2, 129, 3, 32, &[129, 50], None, 8),
             (2, 33, 2, 64, &[33, 12], None, 3),
-            (2, 65, 3, 16, &[40, 65], Some(true), 8),
-            (1, 7, 1, 8, &[7], Some(false), 3),
+            (2, 65, 3, 16, &[40, 65], Some(PerBatchHead), 8),
+            (1, 7, 1, 8, &[7], Some(PerHead), 3),
+            // Relative (MPNet): one value per head and offset j − i, read backwards per query.
+            (2, 33, 3, 16, &[33, 20], Some(Relative), 0),
+            (3, 70, 2, 8, &[70, 1, 45], Some(Relative), 0),
+            (1, 1, 2, 8, &[1], Some(Relative), 0),
             // A window wider than the sequence is global attention.
             (1, 9, 2, 8, &[5], None, 64),
         ];
@@ -723,7 +756,7 @@ mod tests {
         c2.at.mask = None;
         check_all_variants(&c2, 301, &mut max_err);
         // f16 Q, K, V (rounded before the reference too): native and packed loads.
-        let mut c3 = case((2, 33, 2, 16), &[33, 5], Some(false), 8, 302);
+        let mut c3 = case((2, 33, 2, 16), &[33, 5], Some(Bias::PerHead), 8, 302);
         c3.at.dtype = DType::F16;
         check_all_variants(&c3, 302, &mut max_err);
         // f16 output too (--precision f16): rounded once at the end, up to 2^-11 relative per

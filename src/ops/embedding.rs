@@ -1,4 +1,4 @@
-//! Embedding gather (word + position + optional token type) fused with LayerNorm
+//! Embedding gather (word + optional position + optional token type) fused with LayerNorm
 //! (`shaders/embedding.wgsl`).
 
 use super::{grid, with_enables, with_reduce, DType, KernelCall, Load};
@@ -11,6 +11,8 @@ const SOURCE: &str = include_str!("../../shaders/embedding.wgsl");
 pub struct Embedding {
     pub tokens: usize,
     pub dim: usize,
+    /// Whether a position table is added (models with relative or rotary positions have none).
+    pub positions: bool,
     pub token_types: bool,
     pub eps: f32,
     pub table_dtype: DType,
@@ -18,7 +20,7 @@ pub struct Embedding {
 
 impl Embedding {
     /// Bindings: 1 idx (u32: ids, position ids, type ids, `tokens` each), 2 word table,
-    /// 3 position table, 4 token-type table (any buffer when absent), 5 gamma, 6 beta, 7 out.
+    /// 3 position table, 4 token-type table (3 and 4: any buffer when absent), 5 gamma, 6 beta, 7 out.
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         let l = Load::for_dtype(gpu, self.table_dtype);
         let key = format!("embedding.{}", l.tag());
@@ -35,7 +37,7 @@ impl Embedding {
             )
         })?;
         let n = (self.tokens * self.dim) as u64;
-        let tables = 2 + u64::from(self.token_types);
+        let tables = 1 + u64::from(self.positions) + u64::from(self.token_types);
         Ok(KernelCall {
             kind: "embedding",
             pipeline,
@@ -44,6 +46,7 @@ impl Embedding {
                 self.dim as u32,
                 u32::from(self.token_types),
                 super::f(self.eps),
+                u32::from(self.positions),
             ],
             workgroups: grid(self.tokens as u32),
             flops: n * (tables + 6),
@@ -71,8 +74,10 @@ impl Embedding {
         for t in 0..self.tokens {
             let v: Vec<f64> = (0..d)
                 .map(|i| {
-                    let mut s = word[ids[t] as usize * d + i] as f64
-                        + pos_t[pos[t] as usize * d + i] as f64;
+                    let mut s = word[ids[t] as usize * d + i] as f64;
+                    if self.positions {
+                        s += pos_t[pos[t] as usize * d + i] as f64;
+                    }
                     if self.token_types {
                         s += type_t[types[t] as usize * d + i] as f64;
                     }
@@ -97,7 +102,13 @@ mod tests {
     fn embedding_gather_layer_norm_matches_reference() {
         let (vocab, npos, ntype) = (101, 40, 2);
         for &(tokens, dim) in &[(1, 7), (7, 33), (33, 384), (129, 768)] {
-            for (dt, types) in [(DType::F32, true), (DType::F16, false), (DType::F16, true)] {
+            for (dt, types, positions) in [
+                (DType::F32, true, true),
+                (DType::F16, false, true),
+                (DType::F16, true, true),
+                (DType::F32, false, false),
+                (DType::F16, true, false),
+            ] {
                 for gpu in testing::gpus_for(dt) {
                     let round = |v: Vec<f32>| {
                         if dt == DType::F16 {
@@ -120,6 +131,7 @@ mod tests {
                     let e = Embedding {
                         tokens,
                         dim,
+                        positions,
                         token_types: types,
                         eps: 1e-12,
                         table_dtype: dt,

@@ -1,0 +1,669 @@
+//! The transformer encoder, composed from parts: an architecture file describes its model as a
+//! [`NetworkSpec`] (embeddings, per-layer attention variant, MLP and norm placement, an optional
+//! shared position bias, a final norm, a head — all by tensor names); [`Network::load`] checks
+//! and uploads it once and [`Network::build_graph`] turns it into a graph per batch shape.
+//! Each part builds its own nodes, so a new architecture adds a part, not a switch.
+
+mod bias;
+mod spec;
+mod upload;
+
+pub use bias::{relative_bias, relative_bucket};
+pub use spec::*;
+
+use super::weights::Weights;
+use crate::gpu::Gpu;
+use crate::graph::{AttentionExtras, GraphBuilder, TensorId, WeightBuffer};
+use crate::ops::activation::Act;
+use crate::ops::matmul::{Matmul, View};
+use crate::ops::DType;
+use crate::{Error, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use upload::{Lin, Norm, Uploader};
+
+/// Which tensors a forward reads back to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Readback {
+    /// The head's logits (the last hidden state for a model without a head).
+    Head,
+    /// The logits and the last hidden state.
+    LastHidden,
+    /// The logits and every layer's hidden states.
+    AllHidden,
+}
+
+/// Tensors a forward graph reads and writes.
+pub struct GraphIo {
+    /// u32 `[3, batch·seq]`: ids, position ids, token type ids.
+    pub idx: TensorId,
+    /// f32 `[batch, seq]`: 0 for real tokens, f32::MIN for padding.
+    pub mask: TensorId,
+    /// Hidden state after the embeddings and after each layer (when captured).
+    pub hidden: Vec<TensorId>,
+    pub last_hidden: TensorId,
+    pub logits: Option<TensorId>,
+    /// f32 `[rows, batch·seq]` (one-hot rows) when the head runs on selected tokens only.
+    pub select: Option<TensorId>,
+    /// f32 `[batch, batch·seq]` averaging weights (1/len on a row's real tokens) for a
+    /// mean-pooling head.
+    pub pool: Option<TensorId>,
+}
+
+struct Embeddings {
+    word: WeightBuffer,
+    position: Option<WeightBuffer>,
+    token_type: Option<WeightBuffer>,
+    norm: Norm,
+    dim: usize,
+    project: Option<Lin>,
+}
+
+impl Embeddings {
+    fn load(up: &mut Uploader, e: &EmbeddingSpec) -> Result<Embeddings> {
+        let word = up.tensor(&e.word, &[e.vocab, e.dim])?;
+        let mut small = vec![];
+        for (name, rows) in [
+            (&e.position, e.max_positions),
+            (&e.token_type, e.type_vocab),
+        ] {
+            small.push(match name {
+                // The kernel reads every table in one dtype: the small ones follow the word
+                // table (they may be stored otherwise, or the word table stored as f16).
+                Some(n) => {
+                    let t = up.w.get(n, &[rows, e.dim])?.to_f32();
+                    let (dtype, bytes) = if word.dtype == DType::F16 {
+                        (DType::F16, crate::ops::f16_bytes(&t))
+                    } else {
+                        (DType::F32, bytemuck::cast_slice(&t).to_vec())
+                    };
+                    Some(WeightBuffer::upload(
+                        up.gpu,
+                        n,
+                        &[rows, e.dim],
+                        dtype,
+                        &bytes,
+                    )?)
+                }
+                None => None,
+            });
+        }
+        let token_type = small.pop().unwrap();
+        let position = small.pop().unwrap();
+        Ok(Embeddings {
+            word,
+            position,
+            token_type,
+            norm: up.norm(&e.norm)?,
+            dim: e.dim,
+            project: match &e.project {
+                Some(p) => Some(up.lin(p)?),
+                None => None,
+            },
+        })
+    }
+
+    fn build(
+        &self,
+        g: &mut GraphBuilder,
+        idx: TensorId,
+        batch: usize,
+        seq: usize,
+    ) -> Result<TensorId> {
+        let word = g.weight(&self.word);
+        let pos = self.position.as_ref().map(|t| g.weight(t));
+        let typ = self.token_type.as_ref().map(|t| g.weight(t));
+        let (gamma, beta) = norm_ids(g, &self.norm);
+        let mut x = g.embedding(
+            "embeddings",
+            idx,
+            word,
+            pos,
+            typ,
+            gamma,
+            beta,
+            self.norm.eps,
+            &[batch, seq, self.dim],
+        )?;
+        if let Some(p) = &self.project {
+            let (w, b) = lin_ids(g, p);
+            x = g.linear_f32("embeddings.project", x, w, b, Act::Identity)?;
+        }
+        Ok(x)
+    }
+}
+
+enum AttnKind {
+    Plain,
+    SharedBias,
+}
+
+struct Attention {
+    /// Q, K and V as one `[3·hidden, hidden]` projection.
+    qkv: Lin,
+    out: Lin,
+    kind: AttnKind,
+}
+
+impl Attention {
+    fn load(up: &mut Uploader, s: &AttentionSpec) -> Result<Attention> {
+        Ok(Attention {
+            qkv: match &s.qkv {
+                QkvSpec::Separate { q, k, v } => up.fused(&[q, k, v])?,
+                QkvSpec::Packed(p) => up.lin(p)?,
+            },
+            out: up.lin(&s.out)?,
+            kind: match s.kind {
+                AttentionKind::Plain => AttnKind::Plain,
+                AttentionKind::SharedBias => AttnKind::SharedBias,
+            },
+        })
+    }
+
+    /// The attention block's output projection, before any residual or norm.
+    fn build(
+        &self,
+        g: &mut GraphBuilder,
+        name: &str,
+        x: TensorId,
+        cx: &Context,
+    ) -> Result<TensorId> {
+        let (w, b) = lin_ids(g, &self.qkv);
+        let qkv = g.linear(&format!("{name}.qkv"), x, w, b, Act::Identity)?;
+        let extras = match self.kind {
+            AttnKind::Plain => AttentionExtras::default(),
+            AttnKind::SharedBias => AttentionExtras {
+                bias: Some(cx.shared_bias.ok_or_else(|| {
+                    Error::Graph(format!("{name}: the network has no shared position bias"))
+                })?),
+                ..AttentionExtras::default()
+            },
+        };
+        let ctx = g.attention(&format!("{name}.attention"), qkv, cx.mask, cx.heads, extras)?;
+        let (w, b) = lin_ids(g, &self.out);
+        g.linear(&format!("{name}.attn_out"), ctx, w, b, Act::Identity)
+    }
+}
+
+enum Mlp {
+    Plain { up: Lin, down: Lin, act: Act },
+}
+
+impl Mlp {
+    fn load(up: &mut Uploader, s: &MlpSpec) -> Result<Mlp> {
+        Ok(match s {
+            MlpSpec::Plain { up: u, down, act } => Mlp::Plain {
+                up: up.lin(u)?,
+                down: up.lin(down)?,
+                act: *act,
+            },
+        })
+    }
+
+    fn build(&self, g: &mut GraphBuilder, name: &str, x: TensorId) -> Result<TensorId> {
+        match self {
+            Mlp::Plain { up, down, act } => {
+                let (w, b) = lin_ids(g, up);
+                let f = g.linear(&format!("{name}.ff_in"), x, w, b, *act)?;
+                let (w, b) = lin_ids(g, down);
+                g.linear(&format!("{name}.ff_out"), f, w, b, Act::Identity)
+            }
+        }
+    }
+}
+
+enum Norms {
+    Post { attn: Norm, mlp: Norm },
+}
+
+struct Layer {
+    attention: Attention,
+    mlp: Mlp,
+    norms: Norms,
+}
+
+/// What every layer of one graph shares.
+struct Context {
+    mask: TensorId,
+    heads: usize,
+    shared_bias: Option<TensorId>,
+}
+
+impl Layer {
+    fn load(up: &mut Uploader, s: &LayerSpec) -> Result<Layer> {
+        Ok(Layer {
+            attention: Attention::load(up, &s.attention)?,
+            mlp: Mlp::load(up, &s.mlp)?,
+            norms: match &s.norms {
+                NormPlacement::Post { attn, mlp } => Norms::Post {
+                    attn: up.norm(attn)?,
+                    mlp: up.norm(mlp)?,
+                },
+            },
+        })
+    }
+
+    fn build(
+        &self,
+        g: &mut GraphBuilder,
+        name: &str,
+        x: TensorId,
+        cx: &Context,
+    ) -> Result<TensorId> {
+        match &self.norms {
+            Norms::Post { attn, mlp } => {
+                let a = self.attention.build(g, name, x, cx)?;
+                let h = layer_norm(g, &format!("{name}.attn_norm"), a, Some(x), attn)?;
+                let f = self.mlp.build(g, name, h)?;
+                layer_norm(g, &format!("{name}.out_norm"), f, Some(h), mlp)
+            }
+        }
+    }
+}
+
+enum PositionBias {
+    /// The `[buckets, heads]` table on the host: the bias per offset is built per graph.
+    RelativeBuckets {
+        table: Vec<f32>,
+        buckets: usize,
+        max_distance: usize,
+    },
+}
+
+impl PositionBias {
+    fn load(w: &Weights, s: &PositionBiasSpec, heads: usize) -> Result<PositionBias> {
+        Ok(match s {
+            PositionBiasSpec::RelativeBuckets {
+                table,
+                rows,
+                buckets,
+                max_distance,
+            } => PositionBias::RelativeBuckets {
+                table: w.get(table, &[*rows, heads])?.to_f32(),
+                buckets: *buckets,
+                max_distance: *max_distance,
+            },
+        })
+    }
+
+    fn build(&self, g: &mut GraphBuilder, heads: usize, seq: usize) -> Result<TensorId> {
+        match self {
+            PositionBias::RelativeBuckets {
+                table,
+                buckets,
+                max_distance,
+            } => {
+                let bias = relative_bias(table, heads, seq, *buckets, *max_distance);
+                let buf = WeightBuffer::upload(
+                    g.gpu(),
+                    "relative_bias",
+                    &[heads, 2 * seq - 1],
+                    DType::F32,
+                    bytemuck::cast_slice(&bias),
+                )?;
+                Ok(g.weight(&buf))
+            }
+        }
+    }
+}
+
+struct HeadTransform {
+    dense: Lin,
+    act: Act,
+    norm: Option<Norm>,
+}
+
+impl HeadTransform {
+    fn load(up: &mut Uploader, s: &Transform) -> Result<HeadTransform> {
+        Ok(HeadTransform {
+            dense: up.lin(&s.dense)?,
+            act: s.act,
+            norm: match &s.norm {
+                Some(n) => Some(up.norm(n)?),
+                None => None,
+            },
+        })
+    }
+
+    /// On every row of `x`, or (`first_token`) on the first token of each `[batch, seq, h]`
+    /// sequence.
+    fn build(
+        &self,
+        g: &mut GraphBuilder,
+        label: &str,
+        x: TensorId,
+        first_token: bool,
+    ) -> Result<TensorId> {
+        let (w, b) = lin_ids(g, &self.dense);
+        let label_dense = format!("{label}.dense");
+        let t = if first_token {
+            g.linear_first_token(&label_dense, x, w, b, self.act)?
+        } else {
+            g.linear(&label_dense, x, w, b, self.act)?
+        };
+        match &self.norm {
+            Some(n) => layer_norm(g, &format!("{label}.norm"), t, None, n),
+            None => Ok(t),
+        }
+    }
+}
+
+enum Head {
+    Base,
+    Classifier {
+        pooling: Pooling,
+        transform: Option<HeadTransform>,
+        out: Lin,
+    },
+    QuestionAnswering(Lin),
+    TokenClassifier {
+        transform: Option<HeadTransform>,
+        out: Lin,
+    },
+    MaskedLm {
+        transform: HeadTransform,
+        decoder: Lin,
+    },
+}
+
+impl Head {
+    fn load(up: &mut Uploader, s: &HeadSpec) -> Result<Head> {
+        let t = |up: &mut Uploader, t: &Option<Transform>| -> Result<Option<HeadTransform>> {
+            t.as_ref().map(|t| HeadTransform::load(up, t)).transpose()
+        };
+        Ok(match s {
+            HeadSpec::Base => Head::Base,
+            HeadSpec::Classifier {
+                pooling,
+                transform,
+                out,
+            } => Head::Classifier {
+                pooling: *pooling,
+                transform: t(up, transform)?,
+                out: up.lin(out)?,
+            },
+            HeadSpec::QuestionAnswering(l) => Head::QuestionAnswering(up.lin(l)?),
+            HeadSpec::TokenClassifier { transform, out } => Head::TokenClassifier {
+                transform: t(up, transform)?,
+                out: up.lin(out)?,
+            },
+            HeadSpec::MaskedLm { transform, decoder } => Head::MaskedLm {
+                transform: HeadTransform::load(up, transform)?,
+                // Tied: the same buffer as the word table (the uploader caches by name).
+                decoder: up.lin(decoder)?,
+            },
+        })
+    }
+}
+
+/// Weights on the GPU, ready to build graphs from.
+pub struct Network {
+    pub positions: Positions,
+    embeddings: Embeddings,
+    position_bias: Option<PositionBias>,
+    /// Shared layers (ALBERT) appear several times as the same `Arc`.
+    layers: Vec<Arc<Layer>>,
+    final_norm: Option<Norm>,
+    head: Head,
+    heads: usize,
+    /// Notes for `wgformer info` (e.g. a table stored as f16 to fit a binding).
+    pub notes: Vec<String>,
+}
+
+impl Network {
+    /// Checks every tensor the spec names, then uploads them (shared names once).
+    pub fn load(gpu: &Gpu, heads: usize, w: &Weights, spec: &NetworkSpec) -> Result<Network> {
+        for (name, shape) in spec.expected(heads) {
+            w.check(&name, &shape)?;
+        }
+        let mut up = Uploader::new(gpu, w);
+        let embeddings = Embeddings::load(&mut up, &spec.embeddings)?;
+        let position_bias = spec
+            .position_bias
+            .as_ref()
+            .map(|p| PositionBias::load(w, p, heads))
+            .transpose()?;
+        // Layers that name the same weights (ALBERT's groups) are one layer used again.
+        let mut by_name: HashMap<String, Arc<Layer>> = HashMap::new();
+        let mut layers = vec![];
+        for l in &spec.layers {
+            let key = match &l.attention.qkv {
+                QkvSpec::Separate { q, .. } => q.w.clone(),
+                QkvSpec::Packed(p) => p.w.clone(),
+            };
+            if let Some(shared) = by_name.get(&key) {
+                layers.push(shared.clone());
+                continue;
+            }
+            let layer = Arc::new(Layer::load(&mut up, l)?);
+            by_name.insert(key, layer.clone());
+            layers.push(layer);
+        }
+        let final_norm = spec.final_norm.as_ref().map(|n| up.norm(n)).transpose()?;
+        let head = Head::load(&mut up, &spec.head)?;
+        gpu.check()?;
+        Ok(Network {
+            positions: spec.embeddings.positions,
+            embeddings,
+            position_bias,
+            layers,
+            final_norm,
+            head,
+            heads,
+            notes: up.notes,
+        })
+    }
+
+    /// Logits per token for heads that run on every token: 2 (start, end) for QA, the labels
+    /// for token classification, the vocabulary for a masked-LM head. `None` for a
+    /// classification head (one row of `num_labels` per sequence) and for no head.
+    pub fn logits_per_token(&self) -> Option<usize> {
+        match &self.head {
+            Head::QuestionAnswering(_) => Some(2),
+            Head::TokenClassifier { out, .. } => Some(out.w.shape[0]),
+            Head::MaskedLm { decoder, .. } => Some(decoder.w.shape[0]),
+            Head::Base | Head::Classifier { .. } => None,
+        }
+    }
+
+    /// Whether the head runs token by token, so [`build_graph`](Self::build_graph) can apply
+    /// it to selected tokens only.
+    pub fn head_per_token(&self) -> bool {
+        matches!(
+            self.head,
+            Head::QuestionAnswering(_) | Head::TokenClassifier { .. } | Head::MaskedLm { .. }
+        )
+    }
+
+    /// The forward pass for a `[batch, seq]` input as a graph.
+    ///
+    /// With `select > 0` a per-token head runs only on `select` chosen tokens: the graph takes a
+    /// one-hot `[select, batch·seq]` matrix ([`GraphIo::select`]) and gathers those rows of the
+    /// last hidden state with one matmul (exact: each output is one product by 1.0 plus zeros),
+    /// so a masked-LM head computes and reads back `select × vocab` logits, not
+    /// `batch·seq × vocab`. Rows of zeros give logits that mean nothing and are ignored.
+    ///
+    /// A masked-LM head on every token is only built when `readback` is [`Readback::Head`]:
+    /// reading hidden states (embeddings from an MLM checkpoint) skips its vocabulary-wide
+    /// product.
+    pub fn build_graph(
+        &self,
+        g: &mut GraphBuilder,
+        batch: usize,
+        seq: usize,
+        readback: Readback,
+        select: usize,
+    ) -> Result<GraphIo> {
+        if select > 0 && !self.head_per_token() {
+            return Err(Error::Input(
+                "selected tokens need a head that runs on every token (token classification, masked LM, QA)"
+                    .into(),
+            ));
+        }
+        let capture_hidden = readback == Readback::AllHidden;
+        if seq == 0 || batch == 0 {
+            return Err(Error::Input("empty batch".into()));
+        }
+        let tokens = batch * seq;
+        let idx = g.input("idx", &[3, tokens], DType::U32);
+        let mask = g.input("mask", &[batch, seq], DType::F32);
+        let mut x = self.embeddings.build(g, idx, batch, seq)?;
+        let cx = Context {
+            mask,
+            heads: self.heads,
+            shared_bias: match &self.position_bias {
+                Some(p) => Some(p.build(g, self.heads, seq)?),
+                None => None,
+            },
+        };
+        let mut hidden = vec![x];
+        for (i, l) in self.layers.iter().enumerate() {
+            x = l.build(g, &format!("layer{i}"), x, &cx)?;
+            hidden.push(x);
+        }
+        if let Some(n) = &self.final_norm {
+            x = layer_norm(g, "final_norm", x, None, n)?;
+        }
+        let (logits, select_t, pool) = self.head(g, x, batch, seq, readback, select)?;
+        // Read back only what the caller needs: a BERT-base 32 × 128 last hidden state is 12.6 MB.
+        if readback != Readback::Head || logits.is_none() {
+            g.output(x);
+        }
+        if capture_hidden {
+            for h in &hidden {
+                g.output(*h);
+            }
+        }
+        if let Some(l) = logits {
+            g.output(l);
+        }
+        Ok(GraphIo {
+            idx,
+            mask,
+            hidden: if capture_hidden { hidden } else { vec![] },
+            last_hidden: x,
+            logits,
+            select: select_t,
+            pool,
+        })
+    }
+
+    /// The head's logits (if any), and the select and pool inputs it takes.
+    #[allow(clippy::type_complexity)]
+    fn head(
+        &self,
+        g: &mut GraphBuilder,
+        x: TensorId,
+        batch: usize,
+        seq: usize,
+        readback: Readback,
+        select: usize,
+    ) -> Result<(Option<TensorId>, Option<TensorId>, Option<TensorId>)> {
+        let tokens = batch * seq;
+        let h = *g.shape(x).last().unwrap();
+        // The head's input: every token, or the selected ones gathered by a one-hot matmul.
+        let (head_x, select_t) = if select > 0 {
+            let s = g.input("select", &[select, tokens], DType::F32);
+            (rows_of(g, "head.select", s, x, select, tokens, h)?, Some(s))
+        } else {
+            (x, None)
+        };
+        let mut pool = None;
+        let logits = match &self.head {
+            Head::Base => None,
+            Head::Classifier {
+                pooling,
+                transform,
+                out,
+            } => {
+                let (w, b) = lin_ids(g, out);
+                let pooled = match pooling {
+                    Pooling::First => None,
+                    Pooling::Mean => {
+                        let p = g.input("pool", &[batch, tokens], DType::F32);
+                        pool = Some(p);
+                        Some(rows_of(g, "head.pool", p, x, batch, tokens, h)?)
+                    }
+                };
+                Some(match (pooled, transform) {
+                    (None, Some(t)) => {
+                        let p = t.build(g, "head", x, true)?;
+                        g.linear_f32("head.out", p, w, b, Act::Identity)?
+                    }
+                    (None, None) => g.linear_first_token("head.out", x, w, b, Act::Identity)?,
+                    (Some(p), t) => {
+                        let p = match t {
+                            Some(t) => t.build(g, "head", p, false)?,
+                            None => p,
+                        };
+                        g.linear_f32("head.out", p, w, b, Act::Identity)?
+                    }
+                })
+            }
+            Head::QuestionAnswering(l) => {
+                let (w, b) = lin_ids(g, l);
+                Some(g.linear_f32("head.qa", head_x, w, b, Act::Identity)?)
+            }
+            Head::TokenClassifier { transform, out } => {
+                let t = match transform {
+                    Some(t) => t.build(g, "head", head_x, false)?,
+                    None => head_x,
+                };
+                let (w, b) = lin_ids(g, out);
+                Some(g.linear_f32("head.classifier", t, w, b, Act::Identity)?)
+            }
+            Head::MaskedLm { .. } if select == 0 && readback != Readback::Head => None,
+            Head::MaskedLm { transform, decoder } => {
+                let t = transform.build(g, "head.transform", head_x, false)?;
+                let (w, b) = lin_ids(g, decoder);
+                // Logits are read back: f32 whatever the activation dtype.
+                Some(g.linear_f32("head.decoder", t, w, b, Act::Identity)?)
+            }
+        };
+        Ok((logits, select_t, pool))
+    }
+}
+
+/// `[rows, h]` = `weights [rows, tokens]` · `x [tokens, h]`: selected tokens (one-hot rows) or
+/// per-sequence means (1/len on a row's tokens).
+fn rows_of(
+    g: &mut GraphBuilder,
+    label: &str,
+    weights: TensorId,
+    x: TensorId,
+    rows: usize,
+    tokens: usize,
+    h: usize,
+) -> Result<TensorId> {
+    let out = g.activation(label, &[rows, h]);
+    // B(n = feature, k = token) read straight out of x [tokens, h].
+    let mut mm = Matmul::linear(rows, h, tokens);
+    mm.b = View {
+        off: 0,
+        b0: 0,
+        b1: 0,
+        rows: 1,
+        cols: h,
+    };
+    g.matmul(label, mm, weights, x, None, out)?;
+    Ok(out)
+}
+
+fn lin_ids(g: &mut GraphBuilder, l: &Lin) -> (TensorId, Option<TensorId>) {
+    (g.weight(&l.w), l.b.as_ref().map(|b| g.weight(b)))
+}
+
+fn norm_ids(g: &mut GraphBuilder, n: &Norm) -> (TensorId, TensorId) {
+    (g.weight(&n.gamma), g.weight(&n.beta))
+}
+
+fn layer_norm(
+    g: &mut GraphBuilder,
+    label: &str,
+    x: TensorId,
+    residual: Option<TensorId>,
+    n: &Norm,
+) -> Result<TensorId> {
+    let (gamma, beta) = norm_ids(g, n);
+    g.layer_norm(label, x, residual, gamma, beta, n.eps)
+}

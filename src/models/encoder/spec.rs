@@ -1,0 +1,302 @@
+//! The parts an architecture file composes its encoder from, by tensor names: embeddings,
+//! attention variants, MLPs, where the norms sit, a network-wide position bias and heads.
+//! Nothing here touches the GPU; [`NetworkSpec::expected`] lists every tensor for checking
+//! before any upload.
+
+use crate::ops::activation::Act;
+
+/// A linear layer by tensor names; `w` is `[out, inp]`.
+#[derive(Clone, Debug)]
+pub struct LinSpec {
+    pub w: String,
+    pub b: Option<String>,
+    pub out: usize,
+    pub inp: usize,
+}
+
+impl LinSpec {
+    pub fn new(prefix: &str, out: usize, inp: usize) -> LinSpec {
+        LinSpec {
+            w: format!("{prefix}.weight"),
+            b: Some(format!("{prefix}.bias")),
+            out,
+            inp,
+        }
+    }
+
+    /// A linear layer without a bias (`bias=False` in PyTorch).
+    pub fn no_bias(prefix: &str, out: usize, inp: usize) -> LinSpec {
+        LinSpec {
+            b: None,
+            ..LinSpec::new(prefix, out, inp)
+        }
+    }
+}
+
+/// A LayerNorm by tensor names with its epsilon; `beta: None` is a norm without bias.
+#[derive(Clone, Debug)]
+pub struct NormSpec {
+    pub gamma: String,
+    pub beta: Option<String>,
+    pub n: usize,
+    pub eps: f32,
+}
+
+impl NormSpec {
+    pub fn new(prefix: &str, n: usize, eps: f32) -> NormSpec {
+        NormSpec {
+            gamma: format!("{prefix}.weight"),
+            beta: Some(format!("{prefix}.bias")),
+            n,
+            eps,
+        }
+    }
+
+    pub fn no_bias(prefix: &str, n: usize, eps: f32) -> NormSpec {
+        NormSpec {
+            beta: None,
+            ..NormSpec::new(prefix, n, eps)
+        }
+    }
+}
+
+/// How the position ids fed to the position table are made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Positions {
+    /// 0, 1, 2... for every row (BERT, DistilBERT, ELECTRA, ALBERT).
+    Absolute,
+    /// RoBERTa, MPNet: `pad + 1 + i` for real tokens, `pad` for padding.
+    AfterPadding { pad: u32 },
+}
+
+/// Token embeddings: word (+ position) (+ token type) tables summed, then a LayerNorm.
+#[derive(Clone, Debug)]
+pub struct EmbeddingSpec {
+    pub word: String,
+    /// `[max_positions, dim]`; `None` for models whose positions live in attention (relative
+    /// or rotary).
+    pub position: Option<String>,
+    /// `[type_vocab_size, dim]`.
+    pub token_type: Option<String>,
+    pub norm: NormSpec,
+    /// Width of the tables (may be below the hidden size).
+    pub dim: usize,
+    /// ELECTRA/ALBERT: a linear map from `dim` to the hidden size.
+    pub project: Option<LinSpec>,
+    pub positions: Positions,
+    /// Rows of the tables, for checking shapes.
+    pub vocab: usize,
+    pub max_positions: usize,
+    pub type_vocab: usize,
+}
+
+/// Q, K and V projections: three linears (run as one fused projection) or one stored `[3h, h]`.
+#[derive(Clone, Debug)]
+pub enum QkvSpec {
+    Separate { q: LinSpec, k: LinSpec, v: LinSpec },
+    Packed(LinSpec),
+}
+
+/// What is added to the attention scores besides the padding mask.
+#[derive(Clone, Debug)]
+pub enum AttentionKind {
+    /// `softmax(Q·Kᵀ/√d + mask)·V`.
+    Plain,
+    /// Plus the network's shared [`PositionBiasSpec`] (MPNet).
+    SharedBias,
+}
+
+/// Multi-head self-attention: projections, the attention variant, the output projection.
+#[derive(Clone, Debug)]
+pub struct AttentionSpec {
+    pub qkv: QkvSpec,
+    pub out: LinSpec,
+    pub kind: AttentionKind,
+}
+
+/// The feed-forward block.
+#[derive(Clone, Debug)]
+pub enum MlpSpec {
+    /// `down(act(up(x)))`.
+    Plain {
+        up: LinSpec,
+        down: LinSpec,
+        act: Act,
+    },
+}
+
+/// Where a layer's norms sit.
+#[derive(Clone, Debug)]
+pub enum NormPlacement {
+    /// BERT: `h = LN(x + attn(x))`, `y = LN(h + mlp(h))`.
+    Post { attn: NormSpec, mlp: NormSpec },
+}
+
+#[derive(Clone, Debug)]
+pub struct LayerSpec {
+    pub attention: AttentionSpec,
+    pub mlp: MlpSpec,
+    pub norms: NormPlacement,
+}
+
+/// An additive attention bias computed once per graph and shared by every layer.
+#[derive(Clone, Debug)]
+pub enum PositionBiasSpec {
+    /// MPNet/T5: `table[bucket(j − i)]`, `table` `[buckets, heads]`, with the bidirectional
+    /// log buckets of [`relative_bucket`](super::bias::relative_bucket).
+    RelativeBuckets {
+        table: String,
+        /// Rows of the table (at least `buckets`).
+        rows: usize,
+        buckets: usize,
+        max_distance: usize,
+    },
+}
+
+/// `norm(act(dense(x)))` before a head's output layer (the norm optional).
+#[derive(Clone, Debug)]
+pub struct Transform {
+    pub dense: LinSpec,
+    pub act: Act,
+    pub norm: Option<NormSpec>,
+}
+
+/// How a sequence-level head reduces the tokens to one vector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pooling {
+    /// The first token (`[CLS]`/`<s>`).
+    First,
+    /// The mean over real tokens.
+    Mean,
+}
+
+#[derive(Clone, Debug)]
+pub enum HeadSpec {
+    Base,
+    /// `out(transform(pool(x)))`.
+    Classifier {
+        pooling: Pooling,
+        transform: Option<Transform>,
+        out: LinSpec,
+    },
+    /// On every token: start/end logits.
+    QuestionAnswering(LinSpec),
+    /// On every token: one logit per label (`*ForTokenClassification`).
+    TokenClassifier {
+        transform: Option<Transform>,
+        out: LinSpec,
+    },
+    /// On every token (or only the selected ones): `decoder(transform(x))`, vocabulary logits.
+    /// `decoder.w` is the word embedding table when the weights are tied (`[vocab, dim]` is
+    /// already `[out, in]`).
+    MaskedLm {
+        transform: Transform,
+        decoder: LinSpec,
+    },
+}
+
+/// A whole model by tensor names, as an architecture file describes it.
+#[derive(Clone, Debug)]
+pub struct NetworkSpec {
+    pub embeddings: EmbeddingSpec,
+    pub position_bias: Option<PositionBiasSpec>,
+    pub layers: Vec<LayerSpec>,
+    /// Pre-LN models' norm after the last layer.
+    pub final_norm: Option<NormSpec>,
+    pub head: HeadSpec,
+}
+
+type Expected = Vec<(String, Vec<usize>)>;
+
+fn lin(v: &mut Expected, l: &LinSpec) {
+    v.push((l.w.clone(), vec![l.out, l.inp]));
+    if let Some(b) = &l.b {
+        v.push((b.clone(), vec![l.out]));
+    }
+}
+
+fn norm(v: &mut Expected, n: &NormSpec) {
+    v.push((n.gamma.clone(), vec![n.n]));
+    if let Some(b) = &n.beta {
+        v.push((b.clone(), vec![n.n]));
+    }
+}
+
+fn transform(v: &mut Expected, t: &Transform) {
+    lin(v, &t.dense);
+    if let Some(n) = &t.norm {
+        norm(v, n);
+    }
+}
+
+impl NetworkSpec {
+    /// Every (name, shape) the spec reads, for checking before any GPU work.
+    pub fn expected(&self, heads: usize) -> Expected {
+        let mut v = vec![];
+        let e = &self.embeddings;
+        v.push((e.word.clone(), vec![e.vocab, e.dim]));
+        if let Some(p) = &e.position {
+            v.push((p.clone(), vec![e.max_positions, e.dim]));
+        }
+        if let Some(t) = &e.token_type {
+            v.push((t.clone(), vec![e.type_vocab, e.dim]));
+        }
+        norm(&mut v, &e.norm);
+        if let Some(p) = &e.project {
+            lin(&mut v, p);
+        }
+        match &self.position_bias {
+            None => {}
+            Some(PositionBiasSpec::RelativeBuckets { table, rows, .. }) => {
+                v.push((table.clone(), vec![*rows, heads]))
+            }
+        }
+        for l in &self.layers {
+            match &l.attention.qkv {
+                QkvSpec::Separate { q, k, v: vv } => {
+                    for x in [q, k, vv] {
+                        lin(&mut v, x);
+                    }
+                }
+                QkvSpec::Packed(p) => lin(&mut v, p),
+            }
+            lin(&mut v, &l.attention.out);
+            match &l.mlp {
+                MlpSpec::Plain { up, down, .. } => {
+                    lin(&mut v, up);
+                    lin(&mut v, down);
+                }
+            }
+            match &l.norms {
+                NormPlacement::Post { attn, mlp } => {
+                    norm(&mut v, attn);
+                    norm(&mut v, mlp);
+                }
+            }
+        }
+        if let Some(n) = &self.final_norm {
+            norm(&mut v, n);
+        }
+        match &self.head {
+            HeadSpec::Base => {}
+            HeadSpec::Classifier {
+                transform: t, out, ..
+            }
+            | HeadSpec::TokenClassifier { transform: t, out } => {
+                if let Some(t) = t {
+                    transform(&mut v, t);
+                }
+                lin(&mut v, out);
+            }
+            HeadSpec::QuestionAnswering(l) => lin(&mut v, l),
+            HeadSpec::MaskedLm {
+                transform: t,
+                decoder,
+            } => {
+                transform(&mut v, t);
+                lin(&mut v, decoder);
+            }
+        }
+        v
+    }
+}
