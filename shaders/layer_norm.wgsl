@@ -1,15 +1,17 @@
-// out = LayerNorm(x + residual) · gamma + beta over rows of `n`, two-pass (mean, then the mean of
+// out = LayerNorm(x + residual) · gamma + beta over rows of `n` (and, with has_sum, the sum
+// x + residual itself into `sum`: a pre-LN model's residual stream), two-pass (mean, then the mean of
 // squared deviations) in f32 so large means do not cancel. One workgroup per row.
 // The Rust wrapper prepends shaders/reduce.wgsl (WG, workgroup_sum) and the declaration of `x`
 // (load_x: f32, or f16 for the f16 activations of --precision f16). Statistics stay f32.
 
-struct Params { rows: u32, n: u32, eps: u32, has_res: u32 }
+struct Params { rows: u32, n: u32, eps: u32, has_res: u32, has_sum: u32 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(2) var<storage, read> res: array<f32>;
 @group(0) @binding(3) var<storage, read> gamma: array<f32>;
 @group(0) @binding(4) var<storage, read> beta: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
+@group(0) @binding(6) var<storage, read_write> sum: array<f32>;
 
 @compute @workgroup_size(128)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -24,6 +26,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
         var v = load_x(base + i);
         if (params.has_res != 0u) { v += res[base + i]; }
         out[base + i] = v;
+        if (params.has_sum != 0u) { sum[base + i] = v; }
         s += v;
     }
     let mean = workgroup_sum(li, s) / nf;
@@ -56,6 +59,7 @@ fn main_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
         var v = load_x(base + i);
         if (params.has_res != 0u) { v += res[base + i]; }
         out[base + i] = v;
+        if (params.has_sum != 0u) { sum[base + i] = v; }
         if (i == 0u) { shift = v; }
         s[i % 4u] += v - shift;
     }

@@ -363,7 +363,7 @@ fn info_names_token_classification_and_masked_lm_heads() {
         let (head, needle) = match rows[0]["task"].as_str().unwrap() {
             "token-classification" => ("TokenClassification", "on every token ("),
             "fill-mask" => ("MaskedLm", "vocabulary logits"),
-            _ => ("SequenceClassification", "on the first token"),
+            _ => ("SequenceClassification", " on the "),
         };
         let dir = tiny2(&name);
         let (ok, stdout, stderr) =
@@ -373,6 +373,16 @@ fn info_names_token_classification_and_masked_lm_heads() {
         assert_eq!(v["head"], head, "{name}");
         let layers = v["head_layers"].as_str().unwrap();
         assert!(layers.contains(needle), "{name}: {layers}");
+        if head == "SequenceClassification" {
+            let cfg: Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap())
+                    .unwrap();
+            let pooled = match cfg["classifier_pooling"].as_str() {
+                Some("mean") => "on the mean of the tokens",
+                _ => "on the first token",
+            };
+            assert!(layers.contains(pooled), "{name}: {layers}");
+        }
         if head == "TokenClassification" {
             let (_, text, _) = wgformer(&["info", "--model", dir.to_str().unwrap()], None);
             assert!(text.contains("labels        O, "), "{name}: {text}");

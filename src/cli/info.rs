@@ -152,7 +152,7 @@ fn describe(dir: &Path) -> anyhow::Result<Info> {
     let stored_dtype = w.dtype_summary();
     Ok(Info {
         model: dir.to_path_buf(),
-        head_layers: head_layers(&spec.head),
+        head_layers: head_layers(&spec.head, &spec.embeddings.word),
         activation: format!("{:?}", cfg.act),
         layer_norm_eps: cfg.layer_norm_eps,
         sizes: Sizes {
@@ -218,7 +218,7 @@ fn transform(t: &Transform) -> String {
     s
 }
 
-fn head_layers(h: &HeadSpec) -> String {
+fn head_layers(h: &HeadSpec, word_table: &str) -> String {
     match h {
         HeadSpec::Base => "none (hidden states)".into(),
         HeadSpec::Classifier {
@@ -250,7 +250,7 @@ fn head_layers(h: &HeadSpec) -> String {
             transform: t,
             decoder,
         } => {
-            let tied = decoder.w.ends_with("word_embeddings.weight");
+            let tied = decoder.w == word_table;
             format!(
                 "{} → {} on every token ({} vocabulary logits{})",
                 transform(t),

@@ -10,8 +10,10 @@ use crate::gpu::Gpu;
 use crate::ops::activation::{self, Act};
 use crate::ops::attention::{Attention, BiasView};
 use crate::ops::embedding::Embedding;
+use crate::ops::glu::Glu;
 use crate::ops::layer_norm::LayerNorm;
 use crate::ops::matmul::Matmul;
+use crate::ops::rope::Rope;
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -249,6 +251,37 @@ impl<'g> GraphBuilder<'g> {
         beta: TensorId,
         eps: f32,
     ) -> Result<TensorId> {
+        Ok(self
+            .norm_node(label, x, residual, gamma, beta, eps, false)?
+            .0)
+    }
+
+    /// [`layer_norm`](Self::layer_norm) of `x + residual` that also returns the sum itself
+    /// (f32), written by the same kernel: a pre-LN model's residual stream.
+    pub fn add_layer_norm(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        residual: TensorId,
+        gamma: TensorId,
+        beta: TensorId,
+        eps: f32,
+    ) -> Result<(TensorId, TensorId)> {
+        let (y, sum) = self.norm_node(label, x, Some(residual), gamma, beta, eps, true)?;
+        Ok((y, sum.expect("sum requested")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn norm_node(
+        &mut self,
+        label: &str,
+        x: TensorId,
+        residual: Option<TensorId>,
+        gamma: TensorId,
+        beta: TensorId,
+        eps: f32,
+        write_sum: bool,
+    ) -> Result<(TensorId, Option<TensorId>)> {
         let xs = self.shape(x).to_vec();
         let n = *xs.last().unwrap();
         self.expect_dim(gamma, n, label)?;
@@ -262,11 +295,20 @@ impl<'g> GraphBuilder<'g> {
             }
         }
         let y = self.activation(label, &xs);
+        let sum = write_sum.then(|| {
+            self.add(
+                &format!("{label}.sum"),
+                &xs,
+                DType::F32,
+                TensorKind::Activation,
+            )
+        });
         let ln = LayerNorm {
             rows: xs.iter().product::<usize>() / n,
             n,
             eps,
             residual: residual.is_some(),
+            write_sum,
             per_row: None,
             x_dtype: self.tensors[x.0].dtype,
         };
@@ -280,7 +322,77 @@ impl<'g> GraphBuilder<'g> {
                 Arg::T(gamma, Access::Read),
                 Arg::T(beta, Access::Read),
                 Arg::T(y, Access::Write),
+                sum.map_or(Arg::Unused, |t| Arg::T(t, Access::Write)),
             ],
+        );
+        Ok((y, sum))
+    }
+
+    /// Rotary position embedding, in place on the Q and K parts of `qkv`
+    /// `[batch, seq, 3·hidden]`; `table` is [`crate::ops::rope::table`] for this `seq`.
+    pub fn rope(
+        &mut self,
+        label: &str,
+        qkv: TensorId,
+        heads: usize,
+        table: TensorId,
+    ) -> Result<()> {
+        let s = self.shape(qkv).to_vec();
+        if s.len() != 3 || !s[2].is_multiple_of(3 * heads) {
+            return Err(Error::Graph(format!(
+                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
+            )));
+        }
+        let d = s[2] / 3 / heads;
+        if self.shape(table) != [2 * s[1] * (d / 2)] {
+            return Err(Error::Graph(format!(
+                "{label}: rotary table {:?} is not [2·seq·head_dim/2] = [{}]",
+                self.shape(table),
+                2 * s[1] * (d / 2)
+            )));
+        }
+        let r = Rope {
+            batch: s[0],
+            seq: s[1],
+            heads,
+            head_dim: d,
+            dtype: self.tensors[qkv.0].dtype,
+        };
+        let call = r.call(self.gpu)?;
+        self.node(
+            label,
+            call,
+            vec![Arg::T(qkv, Access::ReadWrite), Arg::T(table, Access::Read)],
+        );
+        Ok(())
+    }
+
+    /// `act(x[.., :w])·x[.., w:]` over the last axis (of `2w`): a gated linear unit's gating.
+    /// The result is in the activation dtype.
+    pub fn glu(&mut self, label: &str, x: TensorId, act: Act) -> Result<TensorId> {
+        let xs = self.shape(x).to_vec();
+        let two_w = *xs.last().unwrap();
+        if !two_w.is_multiple_of(2) {
+            return Err(Error::Graph(format!(
+                "{label}: a gated unit needs an even last dimension, not {two_w}"
+            )));
+        }
+        let mut out_shape = xs.clone();
+        *out_shape.last_mut().unwrap() = two_w / 2;
+        let dtype = self.activation_dtype();
+        let y = self.add(label, &out_shape, dtype, TensorKind::Activation);
+        let glu = Glu {
+            rows: xs.iter().product::<usize>() / two_w,
+            width: two_w / 2,
+            act,
+            x_dtype: self.tensors[x.0].dtype,
+            out_dtype: self.tensors[y.0].dtype,
+        };
+        let call = glu.call(self.gpu)?;
+        self.node(
+            label,
+            call,
+            vec![Arg::T(x, Access::Read), Arg::T(y, Access::Write)],
         );
         Ok(y)
     }
@@ -475,12 +587,19 @@ impl<'g> GraphBuilder<'g> {
                 }
             };
         }
-        let dummy = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("unused binding"),
-            size: 16,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        // One placeholder per binding slot: two unused bindings of one kernel, one read-only and
+        // one read-write, must not be the same buffer (exclusive usage within a dispatch).
+        let slots = self.nodes.iter().map(|n| n.args.len()).max().unwrap_or(0);
+        let dummies: Vec<wgpu::Buffer> = (0..slots)
+            .map(|_| {
+                dev.create_buffer(&wgpu::BufferDescriptor {
+                    label: Some("unused binding"),
+                    size: 16,
+                    usage: wgpu::BufferUsages::STORAGE,
+                    mapped_at_creation: false,
+                })
+            })
+            .collect();
 
         // All uniforms in one buffer, each node's block at an aligned offset.
         let align = gpu.limits.min_uniform_buffer_offset_alignment.max(16) as usize;
@@ -519,7 +638,7 @@ impl<'g> GraphBuilder<'g> {
                             n.label, self.tensors[t.0].name
                         ))
                     })?,
-                    Arg::Unused => &dummy,
+                    Arg::Unused => &dummies[i],
                 };
                 entries.push(wgpu::BindGroupEntry {
                     binding: i as u32 + 1,

@@ -14,6 +14,7 @@ pub enum Family {
     Electra,
     Albert,
     Mpnet,
+    ModernBert,
 }
 
 /// The head on top of the encoder, from `architectures[0]`.
@@ -31,7 +32,7 @@ pub enum HeadKind {
 }
 
 pub const SUPPORTED_MODEL_TYPES: &str =
-    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert, mpnet";
+    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert, mpnet, modernbert";
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ModelConfig {
@@ -98,6 +99,7 @@ impl ModelConfig {
             "electra" => Family::Electra,
             "albert" => Family::Albert,
             "mpnet" => Family::Mpnet,
+            "modernbert" => Family::ModernBert,
             other => {
                 return Err(format!(
                     "model_type `{other}` is not supported; supported: {SUPPORTED_MODEL_TYPES}"
@@ -139,8 +141,15 @@ impl ModelConfig {
         } else {
             &["intermediate_size"]
         })?;
+        let modern = family == Family::ModernBert;
         let act_name = v
-            .get(if distil { "activation" } else { "hidden_act" })
+            .get(if distil {
+                "activation"
+            } else if modern {
+                "hidden_activation"
+            } else {
+                "hidden_act"
+            })
             .and_then(Value::as_str)
             .unwrap_or("gelu");
         let act = Act::from_hf(act_name).map_err(|e| e.to_string())?;
@@ -161,13 +170,13 @@ impl ModelConfig {
             act,
             // DistilBERT hard-codes 1e-12 in its LayerNorms.
             layer_norm_eps: v
-                .get("layer_norm_eps")
+                .get(if modern { "norm_eps" } else { "layer_norm_eps" })
                 .and_then(Value::as_f64)
-                .unwrap_or(1e-12) as f32,
+                .unwrap_or(if modern { 1e-5 } else { 1e-12 }) as f32,
             vocab_size: usize_of(&["vocab_size"])?,
             max_positions: usize_of(&["max_position_embeddings"])?,
-            // DistilBERT and MPNet have no token-type embeddings.
-            type_vocab_size: if distil || family == Family::Mpnet {
+            // DistilBERT, MPNet and ModernBERT have no token-type embeddings.
+            type_vocab_size: if distil || family == Family::Mpnet || modern {
                 0
             } else {
                 opt_usize("type_vocab_size", 2)

@@ -17,6 +17,7 @@ pub mod config;
 pub mod distilbert;
 pub mod electra;
 pub mod encoder;
+pub mod modernbert;
 pub mod mpnet;
 pub mod roberta;
 pub mod weights;
@@ -44,6 +45,7 @@ pub fn architecture(
         Family::Electra => (electra::spec(cfg), electra::PREFIXES),
         Family::Albert => (albert::spec(cfg), albert::PREFIXES),
         Family::Mpnet => (mpnet::spec(cfg)?, mpnet::PREFIXES),
+        Family::ModernBert => (modernbert::spec(cfg)?, modernbert::PREFIXES),
     })
 }
 
@@ -193,9 +195,13 @@ impl Model {
     /// The most rows of `seq` tokens one graph can hold within the adapter's binding limit.
     pub fn max_batch(&self, seq: usize) -> usize {
         let c = &self.config;
-        let widest = (c.intermediate_size)
-            .max(3 * c.hidden_size)
-            .max(c.embedding_size);
+        // A gated MLP's first projection is twice the inner width.
+        let inner = if c.family == Family::ModernBert {
+            2 * c.intermediate_size
+        } else {
+            c.intermediate_size
+        };
+        let widest = inner.max(3 * c.hidden_size).max(c.embedding_size);
         let per_row = (seq * widest * 4) as u64;
         let limit = self.gpu.limits.max_storage_buffer_binding_size;
         ((limit / per_row.max(1)) as usize).max(1)

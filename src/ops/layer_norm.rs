@@ -13,6 +13,8 @@ pub struct LayerNorm {
     pub n: usize,
     pub eps: f32,
     pub residual: bool,
+    /// Also write `x + residual` (f32) to binding 6: the residual stream of pre-LN models.
+    pub write_sum: bool,
     /// `Some(true)`: one invocation per row (CPU adapters); `Some(false)`: a workgroup per row;
     /// `None`: by adapter type.
     pub per_row: Option<bool>,
@@ -21,7 +23,8 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// Bindings: 1 x, 2 residual (any buffer when `residual` is false), 3 gamma, 4 beta, 5 out.
+    /// Bindings: 1 x, 2 residual (any buffer when `residual` is false), 3 gamma, 4 beta, 5 out,
+    /// 6 sum (any buffer when `write_sum` is false).
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         // One invocation per row on CPU adapters, a workgroup per row elsewhere.
         let rows_variant = self.per_row.unwrap_or(gpu.cpu_kernels());
@@ -41,6 +44,7 @@ impl LayerNorm {
                 self.n as u32,
                 super::f(self.eps),
                 u32::from(self.residual),
+                u32::from(self.write_sum),
             ],
             workgroups: if rows_variant {
                 grid((self.rows as u32).div_ceil(64))
@@ -48,7 +52,9 @@ impl LayerNorm {
                 grid(self.rows as u32)
             },
             flops: n * (7 + u64::from(self.residual)),
-            bytes: self.x_dtype.bytes(n as usize) + 4 * n * inputs + 8 * self.n as u64,
+            bytes: self.x_dtype.bytes(n as usize)
+                + 4 * n * (inputs + u64::from(self.write_sum))
+                + 8 * self.n as u64,
         })
     }
 
@@ -102,12 +108,13 @@ mod tests {
             let b = testing::random(n, 3, 0.5);
             for (residual, per_row) in [(false, false), (true, false), (true, true), (false, true)]
             {
-                for eps in [1e-12f32, 1e-5] {
+                for (eps, write_sum) in [(1e-12f32, false), (1e-5, true)] {
                     let ln = LayerNorm {
                         rows,
                         n,
                         eps,
                         residual,
+                        write_sum,
                         per_row: Some(per_row),
                         x_dtype,
                     };
@@ -124,12 +131,20 @@ mod tests {
                             Buf::F32(g.clone()),
                             Buf::F32(b.clone()),
                             Buf::Poison(rows * n),
+                            Buf::Poison(if write_sum { rows * n } else { 1 }),
                         ],
                     );
                     let r = ln.reference(&x, residual.then_some(&res[..]), &g, &b);
                     let err = testing::rel_err(&out[4], &r);
                     // n = 1 has zero variance: the output is beta exactly.
                     assert!(err < 1e-5, "{ln:?}: relative error {err:e}");
+                    if write_sum {
+                        // The sum is one f32 addition of the two inputs: exact to rounding.
+                        let want: Vec<f64> = (0..rows * n)
+                            .map(|i| (x[i] + if residual { res[i] } else { 0.0 }) as f64)
+                            .collect();
+                        assert_eq!(testing::rel_err(&out[5], &want), 0.0, "{ln:?}: sum");
+                    }
                 }
             }
         }

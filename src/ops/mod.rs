@@ -5,9 +5,11 @@
 pub mod activation;
 pub mod attention;
 pub mod embedding;
+pub mod glu;
 pub mod layer_norm;
 pub mod matmul;
 pub mod peak;
+pub mod rope;
 pub mod softmax;
 
 #[cfg(test)]

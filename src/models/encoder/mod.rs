@@ -136,6 +136,7 @@ impl Embeddings {
 enum AttnKind {
     Plain,
     SharedBias,
+    Rotary { theta: f64, window: usize },
 }
 
 struct Attention {
@@ -153,9 +154,13 @@ impl Attention {
                 QkvSpec::Packed(p) => up.lin(p)?,
             },
             out: up.lin(&s.out)?,
-            kind: match s.kind {
+            kind: match &s.kind {
                 AttentionKind::Plain => AttnKind::Plain,
                 AttentionKind::SharedBias => AttnKind::SharedBias,
+                AttentionKind::Rotary { theta, window } => AttnKind::Rotary {
+                    theta: *theta,
+                    window: *window,
+                },
             },
         })
     }
@@ -172,6 +177,16 @@ impl Attention {
         let qkv = g.linear(&format!("{name}.qkv"), x, w, b, Act::Identity)?;
         let extras = match self.kind {
             AttnKind::Plain => AttentionExtras::default(),
+            AttnKind::Rotary { theta, window } => {
+                let table = cx.rope_table(theta).ok_or_else(|| {
+                    Error::Graph(format!("{name}: no rotary table for theta {theta}"))
+                })?;
+                g.rope(&format!("{name}.rope"), qkv, cx.heads, table)?;
+                AttentionExtras {
+                    window,
+                    ..AttentionExtras::default()
+                }
+            }
             AttnKind::SharedBias => AttentionExtras {
                 bias: Some(cx.shared_bias.ok_or_else(|| {
                     Error::Graph(format!("{name}: the network has no shared position bias"))
@@ -187,12 +202,18 @@ impl Attention {
 
 enum Mlp {
     Plain { up: Lin, down: Lin, act: Act },
+    Gated { up: Lin, down: Lin, act: Act },
 }
 
 impl Mlp {
     fn load(up: &mut Uploader, s: &MlpSpec) -> Result<Mlp> {
         Ok(match s {
             MlpSpec::Plain { up: u, down, act } => Mlp::Plain {
+                up: up.lin(u)?,
+                down: up.lin(down)?,
+                act: *act,
+            },
+            MlpSpec::Gated { up: u, down, act } => Mlp::Gated {
                 up: up.lin(u)?,
                 down: up.lin(down)?,
                 act: *act,
@@ -208,12 +229,56 @@ impl Mlp {
                 let (w, b) = lin_ids(g, down);
                 g.linear(&format!("{name}.ff_out"), f, w, b, Act::Identity)
             }
+            Mlp::Gated { up, down, act } => {
+                let (w, b) = lin_ids(g, up);
+                let f = g.linear(&format!("{name}.ff_in"), x, w, b, Act::Identity)?;
+                let f = g.glu(&format!("{name}.glu"), f, *act)?;
+                let (w, b) = lin_ids(g, down);
+                g.linear(&format!("{name}.ff_out"), f, w, b, Act::Identity)
+            }
         }
     }
 }
 
 enum Norms {
     Post { attn: Norm, mlp: Norm },
+    Pre { attn: Option<Norm>, mlp: Norm },
+}
+
+/// The residual stream between layers: `x + pending`, the add left to whichever norm reads it
+/// next (a pre-LN layer's norm adds and normalises in one kernel and keeps the sum).
+#[derive(Clone, Copy)]
+struct Stream {
+    x: TensorId,
+    pending: Option<TensorId>,
+}
+
+impl Stream {
+    fn of(x: TensorId) -> Stream {
+        Stream { x, pending: None }
+    }
+
+    /// `(norm(stream), stream)`: the normalised stream and the stream itself, materialised.
+    fn norm(self, g: &mut GraphBuilder, label: &str, n: &Norm) -> Result<(TensorId, TensorId)> {
+        let (gamma, beta) = norm_ids(g, n);
+        match self.pending {
+            None => Ok((
+                g.layer_norm(label, self.x, None, gamma, beta, n.eps)?,
+                self.x,
+            )),
+            Some(p) => g.add_layer_norm(label, p, self.x, gamma, beta, n.eps),
+        }
+    }
+
+    /// The stream as one tensor, where no norm reads it next.
+    fn materialised(self, what: &str) -> Result<TensorId> {
+        match self.pending {
+            None => Ok(self.x),
+            Some(_) => Err(Error::Graph(format!(
+                "{what}: a pre-LN stream ends without a norm to add its last residual"
+            ))),
+        }
+    }
 }
 
 struct Layer {
@@ -227,6 +292,17 @@ struct Context {
     mask: TensorId,
     heads: usize,
     shared_bias: Option<TensorId>,
+    /// Rotary cos/sin tables for this sequence length, by base.
+    rope_tables: Vec<(f64, TensorId)>,
+}
+
+impl Context {
+    fn rope_table(&self, theta: f64) -> Option<TensorId> {
+        self.rope_tables
+            .iter()
+            .find(|(t, _)| *t == theta)
+            .map(|(_, id)| *id)
+    }
 }
 
 impl Layer {
@@ -239,23 +315,53 @@ impl Layer {
                     attn: up.norm(attn)?,
                     mlp: up.norm(mlp)?,
                 },
+                NormPlacement::Pre { attn, mlp } => Norms::Pre {
+                    attn: attn.as_ref().map(|a| up.norm(a)).transpose()?,
+                    mlp: up.norm(mlp)?,
+                },
             },
         })
     }
 
+    /// The layer's output stream, and its input stream materialised (a hidden state).
     fn build(
         &self,
         g: &mut GraphBuilder,
         name: &str,
-        x: TensorId,
+        input: Stream,
         cx: &Context,
-    ) -> Result<TensorId> {
+    ) -> Result<(Stream, TensorId)> {
         match &self.norms {
             Norms::Post { attn, mlp } => {
+                let x = input.materialised(name)?;
                 let a = self.attention.build(g, name, x, cx)?;
                 let h = layer_norm(g, &format!("{name}.attn_norm"), a, Some(x), attn)?;
                 let f = self.mlp.build(g, name, h)?;
-                layer_norm(g, &format!("{name}.out_norm"), f, Some(h), mlp)
+                let y = layer_norm(g, &format!("{name}.out_norm"), f, Some(h), mlp)?;
+                Ok((Stream::of(y), x))
+            }
+            Norms::Pre { attn, mlp } => {
+                let (n, x) = match attn {
+                    Some(norm) => input.norm(g, &format!("{name}.attn_norm"), norm)?,
+                    None => {
+                        let x = input.materialised(name)?;
+                        (x, x)
+                    }
+                };
+                let a = self.attention.build(g, name, n, cx)?;
+                let h = Stream {
+                    x,
+                    pending: Some(a),
+                };
+                let (n, h) = h.norm(g, &format!("{name}.mlp_norm"), mlp)?;
+                let m = self.mlp.build(g, name, n)?;
+                Ok((
+                    Stream {
+                        x: h,
+                        pending: Some(m),
+                    },
+                    x,
+                ))
             }
         }
     }
@@ -507,7 +613,7 @@ impl Network {
         let tokens = batch * seq;
         let idx = g.input("idx", &[3, tokens], DType::U32);
         let mask = g.input("mask", &[batch, seq], DType::F32);
-        let mut x = self.embeddings.build(g, idx, batch, seq)?;
+        let x = self.embeddings.build(g, idx, batch, seq)?;
         let cx = Context {
             mask,
             heads: self.heads,
@@ -515,15 +621,29 @@ impl Network {
                 Some(p) => Some(p.build(g, self.heads, seq)?),
                 None => None,
             },
+            rope_tables: self.rope_tables(g, seq)?,
         };
-        let mut hidden = vec![x];
+        // Hidden states as transformers 5 returns them: each layer's input, then the output
+        // (after a pre-LN model's final norm).
+        let mut hidden = vec![];
+        let mut stream = Stream::of(x);
         for (i, l) in self.layers.iter().enumerate() {
-            x = l.build(g, &format!("layer{i}"), x, &cx)?;
-            hidden.push(x);
+            let (out, input) = l.build(g, &format!("layer{i}"), stream, &cx)?;
+            hidden.push(input);
+            stream = out;
         }
-        if let Some(n) = &self.final_norm {
-            x = layer_norm(g, "final_norm", x, None, n)?;
-        }
+        let x = match &self.final_norm {
+            Some(n) => {
+                let (y, _) = stream.norm(g, "final_norm", n)?;
+                hidden.push(y);
+                y
+            }
+            None => {
+                let last = stream.materialised("the last layer")?;
+                hidden.push(last);
+                last
+            }
+        };
         let (logits, select_t, pool) = self.head(g, x, batch, seq, readback, select)?;
         // Read back only what the caller needs: a BERT-base 32 × 128 last hidden state is 12.6 MB.
         if readback != Readback::Head || logits.is_none() {
@@ -546,6 +666,29 @@ impl Network {
             select: select_t,
             pool,
         })
+    }
+
+    /// One cos/sin table per distinct rotary base, for `seq` positions.
+    fn rope_tables(&self, g: &mut GraphBuilder, seq: usize) -> Result<Vec<(f64, TensorId)>> {
+        let mut tables: Vec<(f64, TensorId)> = vec![];
+        for l in &self.layers {
+            if let AttnKind::Rotary { theta, .. } = l.attention.kind {
+                if tables.iter().any(|(t, _)| *t == theta) {
+                    continue;
+                }
+                let d = l.attention.out.w.shape[0] / self.heads;
+                let t = crate::ops::rope::table(seq, d, theta);
+                let buf = WeightBuffer::upload(
+                    g.gpu(),
+                    &format!("rope_table.{theta}"),
+                    &[t.len()],
+                    DType::F32,
+                    bytemuck::cast_slice(&t),
+                )?;
+                tables.push((theta, g.weight(&buf)));
+            }
+        }
+        Ok(tables)
     }
 
     /// The head's logits (if any), and the select and pool inputs it takes.

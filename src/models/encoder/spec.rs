@@ -104,6 +104,9 @@ pub enum AttentionKind {
     Plain,
     /// Plus the network's shared [`PositionBiasSpec`] (MPNet).
     SharedBias,
+    /// Rotary position embedding on Q and K (base `theta`), keys limited to a sliding
+    /// `window` (`|i − j| ≤ window/2`; 0 global) (ModernBERT).
+    Rotary { theta: f64, window: usize },
 }
 
 /// Multi-head self-attention: projections, the attention variant, the output projection.
@@ -123,6 +126,12 @@ pub enum MlpSpec {
         down: LinSpec,
         act: Act,
     },
+    /// `down(act(a)·g)` where `[a | g] = up(x)` (`up` is `[2·inner, hidden]`): GeGLU.
+    Gated {
+        up: LinSpec,
+        down: LinSpec,
+        act: Act,
+    },
 }
 
 /// Where a layer's norms sit.
@@ -130,6 +139,12 @@ pub enum MlpSpec {
 pub enum NormPlacement {
     /// BERT: `h = LN(x + attn(x))`, `y = LN(h + mlp(h))`.
     Post { attn: NormSpec, mlp: NormSpec },
+    /// Pre-LN: `h = x + attn(LN(x))`, `y = h + mlp(LN(h))`; `attn: None` feeds `x` as it is
+    /// (ModernBERT's first layer).
+    Pre {
+        attn: Option<NormSpec>,
+        mlp: NormSpec,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -262,7 +277,7 @@ impl NetworkSpec {
             }
             lin(&mut v, &l.attention.out);
             match &l.mlp {
-                MlpSpec::Plain { up, down, .. } => {
+                MlpSpec::Plain { up, down, .. } | MlpSpec::Gated { up, down, .. } => {
                     lin(&mut v, up);
                     lin(&mut v, down);
                 }
@@ -270,6 +285,12 @@ impl NetworkSpec {
             match &l.norms {
                 NormPlacement::Post { attn, mlp } => {
                     norm(&mut v, attn);
+                    norm(&mut v, mlp);
+                }
+                NormPlacement::Pre { attn, mlp } => {
+                    if let Some(a) = attn {
+                        norm(&mut v, a);
+                    }
                     norm(&mut v, mlp);
                 }
             }
