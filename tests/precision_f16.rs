@@ -54,15 +54,32 @@ fn at_least_995(what: &str, agree: usize, n: usize, diffs: &[String]) {
 /// while a wrong kernel (a dropped tile, a transposed operand) is off by order 1.
 #[test]
 fn tiny_models_stay_close_to_goldens_in_f16() {
-    let gpu = f16_gpu();
-    let dir = shared().join("fixtures/tiny");
-    let meta = json(dir.join("tiny-golden.json"));
-    let golden = Golden::open(dir.join("tiny-golden.safetensors"));
-    for (name, family) in [
+    let families = [
         ("tiny-bert", Family::Bert),
         ("tiny-roberta", Family::Roberta),
         ("tiny-albert", Family::Albert),
-    ] {
+    ];
+    close_in_f16("fixtures/tiny", &families);
+}
+
+/// The same for the composed architectures: MPNet's relative bias, ModernBERT's rotary
+/// embedding rewritten in f16, GeGLU and pre-LN stream (f32 sums of f16 branch outputs).
+#[test]
+fn tiny2_architectures_stay_close_to_goldens_in_f16() {
+    let families = [
+        ("tiny-mpnet", Family::Mpnet),
+        ("tiny-modernbert", Family::ModernBert),
+        ("tiny-modernbert-mean", Family::ModernBert),
+    ];
+    close_in_f16("fixtures/tiny2", &families);
+}
+
+fn close_in_f16(fixtures: &str, families: &[(&str, Family)]) {
+    let gpu = f16_gpu();
+    let dir = shared().join(fixtures);
+    let meta = json(dir.join("tiny-golden.json"));
+    let golden = Golden::open(dir.join("tiny-golden.safetensors"));
+    for &(name, family) in families {
         let case = meta["cases"]
             .as_array()
             .unwrap()
