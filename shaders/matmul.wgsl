@@ -289,3 +289,125 @@ fn store4(gm: u32, gn: u32, step: u32, c_base: u32, v: vec4<f32>) {
     store(gm, gn + 2u * step, c_base, v.z);
     store(gm, gn + 3u * step, c_base, v.w);
 }
+
+// Large tiles (GPUs, big products): a 16×16 workgroup computes a 128×128 tile of C, each
+// invocation 8×8 outputs strided by 16 (consecutive across invocations, so shared-memory reads
+// and C writes are too). Each k-step brings one vec4 of A and one of B per invocation; the next
+// step's vec4s are fetched into registers while this step's shared tiles are in use (two shared
+// buffers, one barrier per step), so global latency overlaps the arithmetic. 16 KiB of
+// workgroup memory, WebGPU's default limit.
+const LT: u32 = 128u;
+const LK: u32 = 8u;
+
+var<workgroup> la_: array<array<f32, 1024>, 2>; // [buffer][LK][LT]
+var<workgroup> lb_: array<array<f32, 1024>, 2>;
+
+// The vec4 of k at vec4 index `kv` of row `row` (A) or column `row` (B); zeros past the edges
+// (K is a multiple of 4, so a vec4 is wholly in or out).
+fn fetch_a(base: u32, stride: u32, row: u32, kv: u32, rows: u32, k4: u32) -> vec4<f32> {
+    if (row < rows && kv < k4) { return load4_a(base + row * stride + kv); }
+    return vec4<f32>(0.0);
+}
+
+fn fetch_b(base: u32, stride: u32, row: u32, kv: u32, rows: u32, k4: u32) -> vec4<f32> {
+    if (row < rows && kv < k4) { return load4_b(base + row * stride + kv); }
+    return vec4<f32>(0.0);
+}
+
+// Stores one invocation's vec4s into shared buffer `buf`, k-major: [k][row].
+fn put(buf: u32, at: u32, va: vec4<f32>, vb: vec4<f32>) {
+    la_[buf][at] = va.x;
+    la_[buf][at + LT] = va.y;
+    la_[buf][at + 2u * LT] = va.z;
+    la_[buf][at + 3u * LT] = va.w;
+    lb_[buf][at] = vb.x;
+    lb_[buf][at + LT] = vb.y;
+    lb_[buf][at + 2u * LT] = vb.z;
+    lb_[buf][at + 3u * LT] = vb.w;
+}
+
+fn fma_row(a: f32, b0: vec4<f32>, b1: vec4<f32>, lo: ptr<function, vec4<f32>>, hi: ptr<function, vec4<f32>>) {
+    *lo = fma(vec4<f32>(a), b0, *lo);
+    *hi = fma(vec4<f32>(a), b1, *hi);
+}
+
+// Row gm of an invocation's outputs: columns gn + 16·j, j < 8.
+fn store_row8(gm: u32, gn: u32, c_base: u32, lo: vec4<f32>, hi: vec4<f32>) {
+    store4(gm, gn, 16u, c_base, lo);
+    store4(gm, gn + 64u, 16u, c_base, hi);
+}
+
+@compute @workgroup_size(16, 16)
+fn main_large(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let p = params;
+    let tile = locate(wg, nwg);
+    if (tile.y >= p.batches) { return; }
+    let b0 = tile.y / p.batch1;
+    let b1 = tile.y % p.batch1;
+    // Offsets and strides in vec4 units (the wrapper checked divisibility).
+    let a_base = (p.a_off + b0 * p.a_b0 + b1 * p.a_b1) / 4u;
+    let b_base = (p.b_off + b0 * p.b_b0 + b1 * p.b_b1) / 4u;
+    let c_base = p.c_off + b0 * p.c_b0 + b1 * p.c_b1;
+    let am = p.a_m / 4u;
+    let bn = p.b_n / 4u;
+    let k4 = p.k / 4u;
+    let row0 = tile.x * LT;
+    let col0 = wg.x * LT;
+    let tx = lid.x;
+    let ty = lid.y;
+    // What this invocation loads per step: row (of A) and column (of B) `lr`, k vec4 `lq`.
+    let lr = li / 2u;
+    let lq = li % 2u;
+    let at = lq * 4u * LT + lr;
+
+    var acc0l = vec4<f32>(0.0); var acc0h = vec4<f32>(0.0);
+    var acc1l = vec4<f32>(0.0); var acc1h = vec4<f32>(0.0);
+    var acc2l = vec4<f32>(0.0); var acc2h = vec4<f32>(0.0);
+    var acc3l = vec4<f32>(0.0); var acc3h = vec4<f32>(0.0);
+    var acc4l = vec4<f32>(0.0); var acc4h = vec4<f32>(0.0);
+    var acc5l = vec4<f32>(0.0); var acc5h = vec4<f32>(0.0);
+    var acc6l = vec4<f32>(0.0); var acc6h = vec4<f32>(0.0);
+    var acc7l = vec4<f32>(0.0); var acc7h = vec4<f32>(0.0);
+
+    let steps = (k4 + 1u) / 2u;
+    var va = fetch_a(a_base, am, row0 + lr, lq, p.m, k4);
+    var vb = fetch_b(b_base, bn, col0 + lr, lq, p.n, k4);
+    put(0u, at, va, vb);
+    workgroupBarrier();
+    for (var s = 0u; s < steps; s++) {
+        let cur = s % 2u;
+        let more = s + 1u < steps;
+        if (more) {
+            let kv = (s + 1u) * 2u + lq;
+            va = fetch_a(a_base, am, row0 + lr, kv, p.m, k4);
+            vb = fetch_b(b_base, bn, col0 + lr, kv, p.n, k4);
+        }
+        for (var kk = 0u; kk < LK; kk++) {
+            let ao = kk * LT + ty;
+            let bo = kk * LT + tx;
+            let bl = vec4<f32>(lb_[cur][bo], lb_[cur][bo + 16u], lb_[cur][bo + 32u], lb_[cur][bo + 48u]);
+            let bh = vec4<f32>(lb_[cur][bo + 64u], lb_[cur][bo + 80u], lb_[cur][bo + 96u], lb_[cur][bo + 112u]);
+            fma_row(la_[cur][ao], bl, bh, &acc0l, &acc0h);
+            fma_row(la_[cur][ao + 16u], bl, bh, &acc1l, &acc1h);
+            fma_row(la_[cur][ao + 32u], bl, bh, &acc2l, &acc2h);
+            fma_row(la_[cur][ao + 48u], bl, bh, &acc3l, &acc3h);
+            fma_row(la_[cur][ao + 64u], bl, bh, &acc4l, &acc4h);
+            fma_row(la_[cur][ao + 80u], bl, bh, &acc5l, &acc5h);
+            fma_row(la_[cur][ao + 96u], bl, bh, &acc6l, &acc6h);
+            fma_row(la_[cur][ao + 112u], bl, bh, &acc7l, &acc7h);
+        }
+        if (more) { put(1u - cur, at, va, vb); }
+        workgroupBarrier();
+    }
+    let gm = row0 + ty;
+    let gn = col0 + tx;
+    store_row8(gm, gn, c_base, acc0l, acc0h);
+    store_row8(gm + 16u, gn, c_base, acc1l, acc1h);
+    store_row8(gm + 32u, gn, c_base, acc2l, acc2h);
+    store_row8(gm + 48u, gn, c_base, acc3l, acc3h);
+    store_row8(gm + 64u, gn, c_base, acc4l, acc4h);
+    store_row8(gm + 80u, gn, c_base, acc5l, acc5h);
+    store_row8(gm + 96u, gn, c_base, acc6l, acc6h);
+    store_row8(gm + 112u, gn, c_base, acc7l, acc7h);
+}

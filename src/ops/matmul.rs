@@ -18,6 +18,11 @@ const SMALL_BELOW: usize = 128;
 const DIRECT_ROWS: usize = 4;
 const DIRECT_COLS: usize = 256;
 const VEC4_ROWS: usize = 64;
+/// Rows and columns of C one workgroup of the large-tile variant covers.
+const LARGE: usize = 128;
+/// Auto picks 128×128 tiles on GPUs from this many of them (two waves on the largest GPUs):
+/// below, fewer, smaller tiles keep more compute units busy.
+const LARGE_FROM: usize = 264;
 const VEC4_COLS: usize = 48;
 
 /// Splits the shader at a section marker line: (text before it, text after that line).
@@ -36,6 +41,9 @@ pub enum Variant {
     /// Shared-memory 32×32 tiles (GPUs, products too small to give 64×64 tiles to every
     /// compute unit, e.g. batch-1 projections).
     TiledSmall,
+    /// Shared-memory 128×128 tiles, 8×8 outputs per invocation, vec4 loads and a register
+    /// prefetch of the next k-step (GPUs, large products; needs [`Matmul::vec4_ok`]).
+    TiledLarge,
     /// No shared memory, any strides (CPU adapters).
     Direct,
     /// No shared memory, 4-wide loads along k (CPU adapters; needs [`Matmul::vec4_ok`]).
@@ -71,6 +79,7 @@ pub fn variants_for(gpu: &Gpu, mm: &Matmul) -> Vec<Variant> {
     let mut v = vec![Variant::Tiled, Variant::TiledSmall, Variant::Direct];
     if mm.vec4_ok() {
         v.push(Variant::Vec4);
+        v.push(Variant::TiledLarge);
     }
     if gpu.coop().is_some() {
         v.push(Variant::Coop);
@@ -144,6 +153,16 @@ impl Matmul {
             Variant::Auto if self.f16_inputs && gpu.coop().is_some() => Variant::Coop,
             Variant::Auto if gpu.cpu_kernels() && self.vec4_ok() => Variant::Vec4,
             Variant::Auto if gpu.cpu_kernels() => Variant::Direct,
+            Variant::Auto
+                if self.vec4_ok()
+                    && self.n.div_ceil(LARGE)
+                        * self.m.div_ceil(LARGE)
+                        * self.batch0
+                        * self.batch1
+                        >= LARGE_FROM =>
+            {
+                Variant::TiledLarge
+            }
             // Fewer 64×64 tiles than a large GPU has compute units: 4× as many small ones.
             Variant::Auto
                 if self.n.div_ceil(TILE) * self.m.div_ceil(TILE) * self.batch0 * self.batch1
@@ -153,6 +172,7 @@ impl Matmul {
             }
             Variant::Auto => Variant::Tiled,
             Variant::Vec4 if !self.vec4_ok() => Variant::Direct,
+            Variant::TiledLarge if !self.vec4_ok() => Variant::Tiled,
             Variant::Coop if gpu.coop().is_none() => {
                 return Err(Error::Gpu(format!(
                     "the cooperative-matrix matmul needs an adapter with cooperative matrices; `{}` has none in use",
@@ -173,6 +193,7 @@ impl Matmul {
                 (4 * f, 4 * f)
             }
             Variant::TiledSmall => (TILE / 2, TILE / 2),
+            Variant::TiledLarge => (LARGE, LARGE),
             Variant::Tiled | Variant::Auto => (TILE, TILE),
         }
     }
@@ -243,6 +264,7 @@ impl Matmul {
             _ => {
                 let entry = match variant {
                     Variant::Vec4 => "main_vec4",
+                    Variant::TiledLarge => "main_large",
                     Variant::Direct => "main_direct",
                     _ => "main",
                 };
@@ -255,24 +277,25 @@ impl Matmul {
                 gpu.pipeline_entry(&key, entry, || {
                     let (common, rest) = split_section(SOURCE, SCALAR_MARK);
                     let (scalar, vec4) = split_section(rest, VEC4_MARK);
-                    let (ab_decl, section) = if variant == Variant::Vec4 {
-                        (
-                            format!("{}{}", la.wgsl4(1, "a"), lb.wgsl4(2, "b")),
-                            vec4.to_string(),
-                        )
-                    } else if small {
-                        let tw = "const TW: u32 = 16u;";
-                        assert!(scalar.contains(tw), "matmul.wgsl declares `{tw}`");
-                        (
-                            format!("{}{}", la.wgsl(1, "a"), lb.wgsl(2, "b")),
-                            scalar.replace(tw, "const TW: u32 = 8u;"),
-                        )
-                    } else {
-                        (
-                            format!("{}{}", la.wgsl(1, "a"), lb.wgsl(2, "b")),
-                            scalar.to_string(),
-                        )
-                    };
+                    let (ab_decl, section) =
+                        if matches!(variant, Variant::Vec4 | Variant::TiledLarge) {
+                            (
+                                format!("{}{}", la.wgsl4(1, "a"), lb.wgsl4(2, "b")),
+                                vec4.to_string(),
+                            )
+                        } else if small {
+                            let tw = "const TW: u32 = 16u;";
+                            assert!(scalar.contains(tw), "matmul.wgsl declares `{tw}`");
+                            (
+                                format!("{}{}", la.wgsl(1, "a"), lb.wgsl(2, "b")),
+                                scalar.replace(tw, "const TW: u32 = 8u;"),
+                            )
+                        } else {
+                            (
+                                format!("{}{}", la.wgsl(1, "a"), lb.wgsl(2, "b")),
+                                scalar.to_string(),
+                            )
+                        };
                     with_enables(
                         &[la, lb, lbias, lc],
                         format!(
@@ -489,6 +512,10 @@ mod tests {
             (384, 768, 7),
             (65, 129, 1536),
             (3, 2, 768),
+            // Past one 128×128 tile both ways, an odd number of vec4s along k (the large
+            // variant's last k-step is half empty).
+            (257, 300, 36),
+            (130, 131, 20),
         ];
         for (i, &(m, n, k)) in shapes.iter().enumerate() {
             for (dt, act) in [
