@@ -8,6 +8,9 @@ use crate::gpu::Gpu;
 use crate::{Error, Result};
 
 const SOURCE: &str = include_str!("../../shaders/attention.wgsl");
+const COOP_SOURCE: &str = include_str!("../../shaders/attention_coop.wgsl");
+/// Where attention.wgsl's GPU entry begins: what comes before is shared with the coop variant.
+const TILED_MARK: &str = "// ---- GPUs";
 
 /// Largest head dimension either variant takes (registers per query grow with it).
 pub const MAX_HEAD_DIM: usize = 128;
@@ -37,6 +40,10 @@ pub enum Variant {
     Tiled,
     /// No workgroup memory or barriers, several queries per invocation (CPU adapters).
     Rows,
+    /// Cooperative matrices (tensor cores) for Q·Kᵀ and P·V: Q, K, V and the probabilities as
+    /// f16, sums and the softmax in f32; needs [`Gpu::coop`]. `Auto` picks it where Q, K and V
+    /// are f16 already (`--precision f16`) and its tiles fit the workgroup memory.
+    Coop,
 }
 
 /// Where a per-head operand (Q, K, V or the output) lies, in elements: column `c` of token `t`
@@ -178,10 +185,35 @@ impl Attention {
 
     fn resolved_variant(&self, gpu: &Gpu) -> Variant {
         match self.variant {
+            Variant::Auto if self.dtype == DType::F16 && self.coop_fits(gpu) => Variant::Coop,
             Variant::Auto if gpu.cpu_kernels() => Variant::Rows,
             Variant::Auto => Variant::Tiled,
             v => v,
         }
+    }
+
+    /// Workgroup memory of the coop variant with fragment size `f` (see attention_coop.wgsl).
+    fn coop_bytes(&self, f: usize, subgroups: usize) -> usize {
+        let dp = self.head_dim.next_multiple_of(2 * f);
+        let (bq, bk) = (2 * f, 2 * f);
+        2 * (bq + 2 * bk) * (dp + 8)
+            + 4 * subgroups * f * f
+            + 2 * bq * (bk + 8)
+            + 4 * (bq * dp + f * f)
+    }
+
+    fn coop_subgroups(gpu: &Gpu) -> usize {
+        let sg = gpu.coop().map_or(1, |c| c.subgroup_max);
+        (4 * sg).div_ceil(gpu.info.subgroup_min_size.max(1)).max(4) as usize
+    }
+
+    /// The adapter has cooperative matrices and the coop variant's tiles fit its workgroup
+    /// memory for this head dimension.
+    pub fn coop_fits(&self, gpu: &Gpu) -> bool {
+        gpu.coop().is_some_and(|c| {
+            self.coop_bytes(c.size as usize, Self::coop_subgroups(gpu))
+                <= gpu.limits.max_compute_workgroup_storage_size as usize
+        })
     }
 
     /// `window / 2`, or `seq` (every key) for global attention.
@@ -268,9 +300,16 @@ impl Attention {
                 gpu.describe()
             )));
         }
+        if variant == Variant::Coop && !self.coop_fits(gpu) {
+            return Err(Error::Gpu(format!(
+                "the cooperative-matrix attention needs cooperative matrices and room for its tiles (head dimension {d}); `{}` cannot run it",
+                gpu.describe()
+            )));
+        }
         let bk = self.key_block(gpu.limits.max_compute_workgroup_storage_size);
         let (entry, queries) = match variant {
             Variant::Rows => ("main_rows", ROWS_WG * rows_qr(d.div_ceil(4))),
+            Variant::Coop => ("main_coop", 2 * gpu.coop().map_or(8, |c| c.size as usize)),
             _ => ("main", TILED_QUERIES),
         };
         let vec4 = self.vec4_ok();
@@ -281,6 +320,9 @@ impl Attention {
             if vec4 { ".v4" } else { "" }
         );
         let pipeline = gpu.pipeline_entry(&key, entry, || {
+            if variant == Variant::Coop {
+                return self.coop_source(gpu, load, store);
+            }
             let mut src = String::new();
             for (binding, name) in [(1, "q"), (2, "k"), (3, "v")] {
                 src.push_str(&operand_wgsl(load, vec4, binding, name));
@@ -334,6 +376,38 @@ impl Attention {
             flops: self.flops(),
             bytes: self.bytes(),
         })
+    }
+
+    /// The coop variant's WGSL: scalar operand loads, the common part of attention.wgsl and
+    /// attention_coop.wgsl with its constants and fragment types.
+    fn coop_source(&self, gpu: &Gpu, load: Load, store: Load) -> String {
+        let cfg = gpu.coop().expect("checked by coop_fits");
+        let f = cfg.size as usize;
+        let d = self.head_dim;
+        // f16 for the tiles whatever the operands are; the operands' loads come first.
+        let mut src = String::from("enable f16;\nenable wgpu_cooperative_matrix;\n");
+        for (binding, name) in [(1, "q"), (2, "k"), (3, "v")] {
+            src.push_str(&operand_wgsl(load, false, binding, name));
+        }
+        src.push_str(&store.store_wgsl(6, "out"));
+        let (common, _) = SOURCE
+            .split_once(TILED_MARK)
+            .expect("attention.wgsl has its GPU section marker");
+        let frag = format!("coop_mat{f}x{f}");
+        let body = COOP_SOURCE
+            .replace("FRAG_A", &format!("{frag}<f16, A>"))
+            .replace("FRAG_B", &format!("{frag}<f16, B>"))
+            .replace("FRAG_C", &format!("{frag}<f32, C>"))
+            .replace("ZERO", &format!("{frag}<f32, C>()"));
+        src.push_str(&format!(
+            "const D: u32 = {d}u;\nconst D4: u32 = {}u;\nconst DP: u32 = {}u;\nconst F: u32 = {f}u;\n\
+             const WG: u32 = {}u;\nconst NSG: u32 = {}u;\n{common}{body}",
+            d.div_ceil(4),
+            d.next_multiple_of(2 * f),
+            4 * cfg.subgroup_max,
+            Self::coop_subgroups(gpu),
+        ));
+        src
     }
 
     /// CPU f64 reference, writing every output element the call covers.
@@ -777,6 +851,58 @@ mod tests {
         let e = c3.at.call(crate::gpu::test_gpu_packed_f16()).err().unwrap();
         assert!(e.to_string().contains("SHADER_F16"), "{e}");
         eprintln!("fused attention, layouts and f16: max relative error {max_err:e}");
+    }
+
+    /// The cooperative-matrix variant, where the adapter has it (CI runs the kernel tests on
+    /// Mesa 26's lavapipe with WGFORMER_TEST_REQUIRE_COOP=1): f16 Q, K, V on awkward shapes with
+    /// masks, every bias layout and windows. The probabilities are rounded to f16 before P·V,
+    /// so the bound is f16's, not f32's.
+    #[test]
+    fn coop_variant_matches_reference() {
+        use Bias::*;
+        let gpu = crate::gpu::test_gpu();
+        let Some(cfg) = gpu.coop() else {
+            eprintln!(
+                "{} has no cooperative matrices: the coop attention runs under scripts/coopmat-lavapipe.sh",
+                gpu.describe()
+            );
+            return;
+        };
+        type Row = (
+            usize,
+            usize,
+            usize,
+            usize,
+            &'static [usize],
+            Option<Bias>,
+            usize,
+        );
+        let shapes: &[Row] = &[
+            (1, 1, 1, 8, &[1], None, 0),
+            (2, 7, 3, 16, &[7, 4], None, 0),
+            (3, 33, 2, 32, &[33, 1, 20], Some(PerHead), 0),
+            (2, 65, 2, 64, &[65, 30], Some(PerBatchHead), 8),
+            (1, 33, 5, 6, &[30], Some(Relative), 0),
+            (2, 40, 2, 24, &[40, 17], None, 3),
+        ];
+        let mut worst = 0f64;
+        for (n, &(batch, seq, heads, d, real, bias, window)) in shapes.iter().enumerate() {
+            let mut c = case((batch, seq, heads, d), real, bias, window, 400 + n as u64);
+            c.at.dtype = DType::F16;
+            c.at.variant = Variant::Coop;
+            assert!(c.at.coop_fits(gpu), "{:?} on {cfg:?}", c.at);
+            for out in [DType::F32, DType::F16] {
+                c.at.out_dtype = out;
+                let err = run_case(gpu, &c, 400 + n as u64);
+                assert!(err < 2e-3, "{:?}: relative error {err:e}", c.at);
+                worst = worst.max(err);
+            }
+        }
+        // Auto picks it for f16 operands.
+        let mut at = Attention::packed_qkv(1, 9, 2, 16);
+        at.dtype = DType::F16;
+        assert_eq!(at.resolved_variant(gpu), Variant::Coop);
+        eprintln!("coop attention: max relative error {worst:e}");
     }
 
     #[test]
