@@ -14,6 +14,7 @@ pub enum Family {
     Electra,
     Albert,
     Mpnet,
+    DebertaV2,
 }
 
 /// The head on top of the encoder, from `architectures[0]`.
@@ -31,7 +32,7 @@ pub enum HeadKind {
 }
 
 pub const SUPPORTED_MODEL_TYPES: &str =
-    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert, mpnet";
+    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert, mpnet, deberta-v2";
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ModelConfig {
@@ -98,6 +99,7 @@ impl ModelConfig {
             "electra" => Family::Electra,
             "albert" => Family::Albert,
             "mpnet" => Family::Mpnet,
+            "deberta-v2" => Family::DebertaV2,
             other => {
                 return Err(format!(
                     "model_type `{other}` is not supported; supported: {SUPPORTED_MODEL_TYPES}"
@@ -166,11 +168,12 @@ impl ModelConfig {
                 .unwrap_or(1e-12) as f32,
             vocab_size: usize_of(&["vocab_size"])?,
             max_positions: usize_of(&["max_position_embeddings"])?,
-            // DistilBERT and MPNet have no token-type embeddings.
-            type_vocab_size: if distil || family == Family::Mpnet {
-                0
-            } else {
-                opt_usize("type_vocab_size", 2)
+            // DistilBERT and MPNet have no token-type embeddings; DeBERTa-v2 has them only
+            // when asked (`DebertaV2Config` defaults to 0).
+            type_vocab_size: match family {
+                Family::DistilBert | Family::Mpnet => 0,
+                Family::DebertaV2 => opt_usize("type_vocab_size", 0),
+                _ => opt_usize("type_vocab_size", 2),
             },
             pad_token_id: opt_usize("pad_token_id", 0),
             embedding_size: opt_usize("embedding_size", hidden_size),

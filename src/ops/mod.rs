@@ -8,6 +8,7 @@ pub mod embedding;
 pub mod layer_norm;
 pub mod matmul;
 pub mod peak;
+pub mod rel_gather;
 pub mod softmax;
 
 #[cfg(test)]

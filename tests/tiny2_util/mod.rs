@@ -7,18 +7,15 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-/// Models skipped on purpose: their architectures (DeBERTa-v2's disentangled attention,
-/// ModernBERT's RoPE and sliding-window attention) are not composed yet. [`skipped`] also checks each really is such a
+/// Models skipped on purpose: their architecture (ModernBERT's RoPE and sliding-window
+/// attention) is not composed yet. [`skipped`] also checks each really is such a
 /// model (by `model_type`), so the list cannot hide a supported one.
-pub const UNSUPPORTED: [&str; 6] = [
-    "tiny-deberta-v2",
-    "tiny-deberta-v2-ner",
-    "tiny-deberta-v2-nli",
+pub const UNSUPPORTED: [&str; 3] = [
     "tiny-modernbert",
     "tiny-modernbert-mean",
     "tiny-modernbert-mlm",
 ];
-pub const UNSUPPORTED_TYPES: [&str; 2] = ["deberta-v2", "modernbert"];
+pub const UNSUPPORTED_TYPES: [&str; 1] = ["modernbert"];
 
 pub fn tiny2(name: &str) -> PathBuf {
     shared().join("fixtures/tiny2").join(name)
