@@ -344,11 +344,27 @@ fn deberta_settings_outside_v3_are_refused_by_name() {
     let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
     Model::load(m.path(), &gpu()).unwrap();
     let cases: [(&str, serde_json::Value, &[&str]); 5] = [
-        ("conv_kernel_size", 3.into(), &["conv_kernel_size", "not supported"]),
-        ("embedding_size", 16.into(), &["embedding_size", "16", "hidden_size"]),
-        ("pos_att_type", serde_json::json!(["c2p", "p2p"]), &["`p2p`", "c2p, p2c"]),
+        (
+            "conv_kernel_size",
+            3.into(),
+            &["conv_kernel_size", "not supported"],
+        ),
+        (
+            "embedding_size",
+            16.into(),
+            &["embedding_size", "16", "hidden_size"],
+        ),
+        (
+            "pos_att_type",
+            serde_json::json!(["c2p", "p2p"]),
+            &["`p2p`", "c2p, p2c"],
+        ),
         ("pos_att_type", "p2c|c2p|p2p".into(), &["`p2p`"]),
-        ("pooler_hidden_act", "swish".into(), &["pooler_hidden_act", "swish"]),
+        (
+            "pooler_hidden_act",
+            "swish".into(),
+            &["pooler_hidden_act", "swish"],
+        ),
     ];
     for (key, value, needles) in cases {
         let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
@@ -358,7 +374,7 @@ fn deberta_settings_outside_v3_are_refused_by_name() {
     // Unshared keys need each layer's own position projections: named when absent.
     let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
     m.config(|v| v["share_att_key"] = false.into());
-    refused_with(m.path(), &["attention.self.pos_key_proj.weight"]);
+    refused_with(m.path(), &["attention.self.pos_query_proj.weight"]);
     // Relative embeddings sized for other settings are named with the shape expected.
     let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
     m.config(|v| v["position_buckets"] = 8.into());

@@ -441,7 +441,9 @@ impl<'g> GraphBuilder<'g> {
         let fs = self.shape(first).to_vec();
         let width = *fs.last().unwrap_or(&0);
         for t in c2p.into_iter().chain(p2c) {
-            if self.shape(t) != [bh, seq, width] || self.tensors[t.0].dtype != self.tensors[first.0].dtype {
+            if self.shape(t) != [bh, seq, width]
+                || self.tensors[t.0].dtype != self.tensors[first.0].dtype
+            {
                 return Err(Error::Graph(format!(
                     "{label}: position scores {:?} and {fs:?} are not both [batch·heads, seq, width] = [{bh}, {seq}, _] in one dtype",
                     self.shape(t)

@@ -44,12 +44,7 @@ impl RelGather {
         Ok(KernelCall {
             kind: "rel_gather",
             pipeline,
-            params: vec![
-                self.bh as u32,
-                self.seq as u32,
-                self.width as u32,
-                flags,
-            ],
+            params: vec![self.bh as u32, self.seq as u32, self.width as u32, flags],
             workgroups: grid(u32::try_from(n.div_ceil(256)).map_err(|_| {
                 crate::Error::Graph(format!(
                     "a disentangled bias of {n} elements is too large for one dispatch"
