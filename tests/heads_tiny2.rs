@@ -151,37 +151,63 @@ fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
         .collect()
 }
 
-/// ELECTRA's generator head and ALBERT's MLM head (no transformers goldens in shared/): a copy
-/// of the tiny/ model turned into `*ForMaskedLM` with made-up head weights, its logits at
-/// selected tokens against a CPU f64 reference over the model's own last hidden state. Checks
-/// the names, the hidden → embedding_size projection, the activation (ELECTRA: exact gelu;
-/// ALBERT: the config's gelu_new), the LayerNorm over embedding_size and the tied decoder
-/// `[vocab, embedding_size]` with its bias.
+/// ELECTRA's generator head, ALBERT's MLM head and DeBERTa-v2's two (`legacy: true`:
+/// `cls.predictions`; `legacy: false`: `lm_predictions.lm_head`) — no transformers goldens in
+/// shared/: a copy of the tiny model turned into `*ForMaskedLM` with made-up head weights, its
+/// logits at selected tokens against a CPU f64 reference over the model's own last hidden
+/// state. Checks the names, the hidden → embedding_size projection, the activation (ELECTRA,
+/// DeBERTa: exact gelu; ALBERT: the config's gelu_new), the LayerNorm over embedding_size and
+/// the tied decoder `[vocab, embedding_size]` with its bias.
 #[test]
-fn electra_and_albert_masked_lm_heads_match_a_cpu_reference() {
+fn masked_lm_heads_without_goldens_match_a_cpu_reference() {
     use safetensors::tensor::TensorView;
     use safetensors::{Dtype, SafeTensors};
     use wgformer::ops::activation::Act;
     let gpu = gpu();
-    for (name, arch, dense, norm, bias, act) in [
+    for (name, arch, dense, norm, bias, act, e, legacy) in [
         (
-            "tiny-electra",
+            "tiny/tiny-electra",
             "ElectraForMaskedLM",
             "generator_predictions.dense",
             "generator_predictions.LayerNorm",
             "generator_lm_head.bias",
             Act::Gelu,
+            16,
+            None,
         ),
         (
-            "tiny-albert",
+            "tiny/tiny-albert",
             "AlbertForMaskedLM",
             "predictions.dense",
             "predictions.LayerNorm",
             "predictions.bias",
             Act::GeluNew,
+            16,
+            None,
+        ),
+        (
+            "tiny2/tiny-deberta-v2",
+            "DebertaV2ForMaskedLM",
+            "cls.predictions.transform.dense",
+            "cls.predictions.transform.LayerNorm",
+            "cls.predictions.bias",
+            Act::Gelu,
+            32,
+            Some(true),
+        ),
+        (
+            "tiny2/tiny-deberta-v2",
+            "DebertaV2ForMaskedLM",
+            "lm_predictions.lm_head.dense",
+            "lm_predictions.lm_head.LayerNorm",
+            "lm_predictions.lm_head.bias",
+            Act::Gelu,
+            32,
+            Some(false),
         ),
     ] {
-        let src = shared().join("fixtures/tiny").join(name);
+        let src = shared().join("fixtures").join(name);
+        let name = name.rsplit('/').next().unwrap();
         let dir = std::env::temp_dir().join(format!("wgformer-mlm-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -192,8 +218,11 @@ fn electra_and_albert_masked_lm_heads_match_a_cpu_reference() {
         }
         let mut cfg = json(src.join("config.json"));
         cfg["architectures"] = serde_json::json!([arch]);
+        if let Some(l) = legacy {
+            cfg["legacy"] = l.into();
+        }
         std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
-        let (h, e, vocab) = (32usize, 16usize, 1000usize);
+        let (h, vocab) = (32usize, 1000usize);
         let eps = cfg["layer_norm_eps"].as_f64().unwrap_or(1e-12);
         let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();

@@ -18,13 +18,18 @@ impl TempModel {
     fn copy_of(name: &str) -> TempModel {
         static N: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "wgformer-model-errors-{}-{}-{name}",
+            "wgformer-model-errors-{}-{}-{}",
             std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
+            N.fetch_add(1, Ordering::Relaxed),
+            name.replace('/', "-")
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let src = shared().join("fixtures/tiny").join(name);
+        // A bare name is a `tiny/` model; `tiny2/NAME` one of the second wave.
+        let src = match name.strip_prefix("tiny2/") {
+            Some(n) => shared().join("fixtures/tiny2").join(n),
+            None => shared().join("fixtures/tiny").join(name),
+        };
         for entry in std::fs::read_dir(&src).unwrap() {
             let entry = entry.unwrap();
             std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
@@ -330,4 +335,48 @@ fn info_describes_every_tiny_family() {
     let (_, stdout, _) = info(&tiny.join("tiny-albert"), true);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["sizes"]["hidden_groups"], 1);
+}
+
+/// DeBERTa settings wgformer does not run are refused by name (the fixture's v3 settings
+/// load); unshared keys and another bucket count name the tensors they would need.
+#[test]
+fn deberta_settings_outside_v3_are_refused_by_name() {
+    let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
+    Model::load(m.path(), &gpu()).unwrap();
+    let cases: [(&str, serde_json::Value, &[&str]); 5] = [
+        (
+            "conv_kernel_size",
+            3.into(),
+            &["conv_kernel_size", "not supported"],
+        ),
+        (
+            "embedding_size",
+            16.into(),
+            &["embedding_size", "16", "hidden_size"],
+        ),
+        (
+            "pos_att_type",
+            serde_json::json!(["c2p", "p2p"]),
+            &["`p2p`", "c2p, p2c"],
+        ),
+        ("pos_att_type", "p2c|c2p|p2p".into(), &["`p2p`"]),
+        (
+            "pooler_hidden_act",
+            "swish".into(),
+            &["pooler_hidden_act", "swish"],
+        ),
+    ];
+    for (key, value, needles) in cases {
+        let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
+        m.config(|v| v[key] = value.clone());
+        refused_with(m.path(), needles);
+    }
+    // Unshared keys need each layer's own position projections: named when absent.
+    let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
+    m.config(|v| v["share_att_key"] = false.into());
+    refused_with(m.path(), &["attention.self.pos_query_proj.weight"]);
+    // Relative embeddings sized for other settings are named with the shape expected.
+    let m = TempModel::copy_of("tiny2/tiny-deberta-v2");
+    m.config(|v| v["position_buckets"] = 8.into());
+    refused_with(m.path(), &["rel_embeddings", "16"]);
 }

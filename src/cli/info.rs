@@ -7,7 +7,9 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use wgformer::models::architecture;
 use wgformer::models::config::{Family, HeadKind, ModelConfig};
-use wgformer::models::encoder::{HeadSpec, Pooling, Transform};
+use wgformer::models::encoder::{
+    AttentionKind, HeadSpec, NetworkSpec, Pooling, PositionBiasSpec, QkvSpec, Transform,
+};
 use wgformer::models::weights::Weights;
 
 #[derive(Args)]
@@ -46,6 +48,8 @@ struct Info {
     family: Family,
     head: HeadKind,
     head_layers: String,
+    /// How attention sees positions (plain, a shared relative bias, disentangled).
+    attention: String,
     activation: String,
     layer_norm_eps: f32,
     sizes: Sizes,
@@ -88,6 +92,7 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         "hidden        {} ({} heads × {})",
         s.hidden, s.heads, s.head_dim
     );
+    println!("attention     {}", info.attention);
     println!("intermediate  {} ({})", s.intermediate, info.activation);
     println!("embedding     {}", s.embedding);
     println!("vocab         {}", s.vocab);
@@ -153,6 +158,7 @@ fn describe(dir: &Path) -> anyhow::Result<Info> {
     Ok(Info {
         model: dir.to_path_buf(),
         head_layers: head_layers(&spec.head, &spec.embeddings.word),
+        attention: attention(&spec),
         activation: format!("{:?}", cfg.act),
         layer_norm_eps: cfg.layer_norm_eps,
         sizes: Sizes {
@@ -203,6 +209,47 @@ fn runs_as(dtype: &str) -> String {
         return format!("stored as {dtype}: not a float dtype wgformer reads");
     }
     format!("{}; f32 accumulation", s.join(", "))
+}
+
+/// The attention variant and its position settings, from the spec.
+fn attention(spec: &NetworkSpec) -> String {
+    match &spec.position_bias {
+        None => "softmax(Q·Kᵀ/√d)".into(),
+        Some(PositionBiasSpec::RelativeBuckets {
+            buckets,
+            max_distance,
+            ..
+        }) => format!(
+            "relative position bias ({buckets} buckets up to distance {max_distance}), shared by every layer"
+        ),
+        Some(PositionBiasSpec::Disentangled(d)) => {
+            let terms: Vec<&str> = [(d.c2p, "c2p"), (d.p2c, "p2c")]
+                .iter()
+                .filter_map(|(on, n)| on.then_some(*n))
+                .collect();
+            let shared = spec.layers.first().is_some_and(|l| {
+                match (&l.attention.kind, &l.attention.qkv) {
+                    (AttentionKind::Disentangled { pos_k, .. }, QkvSpec::Separate { k, .. }) => {
+                        pos_k.w == k.w
+                    }
+                    _ => false,
+                }
+            });
+            format!(
+                "disentangled ({}), scale 1/√(d·{}); relative positions {}, span {}; {} relative embeddings, {} position projections",
+                terms.join(" + "),
+                d.scale_factor(),
+                if d.buckets > 0 {
+                    format!("in {} log buckets up to {}", d.buckets, d.max_relative)
+                } else {
+                    format!("exact up to {}", d.max_relative)
+                },
+                d.span,
+                if d.norm.is_some() { "layer-normed" } else { "raw" },
+                if shared { "shared Q/K" } else { "own" }
+            )
+        }
+    }
 }
 
 fn name(w: &str) -> &str {

@@ -13,6 +13,7 @@ use crate::ops::embedding::Embedding;
 use crate::ops::glu::Glu;
 use crate::ops::layer_norm::LayerNorm;
 use crate::ops::matmul::Matmul;
+use crate::ops::rel_gather::RelGather;
 use crate::ops::rope::Rope;
 use crate::ops::DType;
 use crate::{Error, Result};
@@ -532,6 +533,63 @@ impl<'g> GraphBuilder<'g> {
             ],
         );
         Ok(ctx)
+    }
+
+    /// A `[batch·heads, seq, seq]` f32 attention bias gathered from per-query position scores:
+    /// `out[z, i, j] = c2p[z, i, t] + p2c[z, j, t]`, `t = idx[i − j + seq − 1]`, with `c2p` and
+    /// `p2c` `[batch·heads, seq, width]` (either may be absent) and `idx` u32 `[2·seq − 1]`.
+    pub fn rel_gather(
+        &mut self,
+        label: &str,
+        c2p: Option<TensorId>,
+        p2c: Option<TensorId>,
+        idx: TensorId,
+        bh: usize,
+        seq: usize,
+    ) -> Result<TensorId> {
+        let Some(first) = c2p.or(p2c) else {
+            return Err(Error::Graph(format!("{label}: neither term given")));
+        };
+        let fs = self.shape(first).to_vec();
+        let width = *fs.last().unwrap_or(&0);
+        for t in c2p.into_iter().chain(p2c) {
+            if self.shape(t) != [bh, seq, width]
+                || self.tensors[t.0].dtype != self.tensors[first.0].dtype
+            {
+                return Err(Error::Graph(format!(
+                    "{label}: position scores {:?} and {fs:?} are not both [batch·heads, seq, width] = [{bh}, {seq}, _] in one dtype",
+                    self.shape(t)
+                )));
+            }
+        }
+        if self.shape(idx) != [2 * seq - 1] || self.tensors[idx.0].dtype != DType::U32 {
+            return Err(Error::Graph(format!(
+                "{label}: offset index {:?} is not u32 [2·seq − 1]",
+                self.shape(idx)
+            )));
+        }
+        let op = RelGather {
+            bh,
+            seq,
+            width,
+            c2p: c2p.is_some(),
+            p2c: p2c.is_some(),
+            dtype: self.tensors[first.0].dtype,
+        };
+        let call = op.call(self.gpu)?;
+        let y = self.activation(label, &[bh, seq, seq]);
+        let arg = |t: Option<TensorId>| t.map_or(Arg::Unused, |t| Arg::T(t, Access::Read));
+        self.node(
+            label,
+            call,
+            vec![
+                arg(c2p),
+                arg(p2c),
+                Arg::T(idx, Access::Read),
+                Arg::T(y, Access::Write),
+            ],
+        );
+        Ok(y)
     }
 
     /// Plans buffers and creates bind groups, uniforms and the readback buffer.

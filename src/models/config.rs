@@ -15,6 +15,7 @@ pub enum Family {
     Albert,
     Mpnet,
     ModernBert,
+    DebertaV2,
 }
 
 /// The head on top of the encoder, from `architectures[0]`.
@@ -32,7 +33,7 @@ pub enum HeadKind {
 }
 
 pub const SUPPORTED_MODEL_TYPES: &str =
-    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert, mpnet, modernbert";
+    "bert, distilbert, roberta, xlm-roberta, camembert, electra, albert, mpnet, deberta-v2, modernbert";
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ModelConfig {
@@ -100,6 +101,7 @@ impl ModelConfig {
             "albert" => Family::Albert,
             "mpnet" => Family::Mpnet,
             "modernbert" => Family::ModernBert,
+            "deberta-v2" => Family::DebertaV2,
             other => {
                 return Err(format!(
                     "model_type `{other}` is not supported; supported: {SUPPORTED_MODEL_TYPES}"
@@ -175,11 +177,12 @@ impl ModelConfig {
                 .unwrap_or(if modern { 1e-5 } else { 1e-12 }) as f32,
             vocab_size: usize_of(&["vocab_size"])?,
             max_positions: usize_of(&["max_position_embeddings"])?,
-            // DistilBERT, MPNet and ModernBERT have no token-type embeddings.
-            type_vocab_size: if distil || family == Family::Mpnet || modern {
-                0
-            } else {
-                opt_usize("type_vocab_size", 2)
+            // DistilBERT, MPNet and ModernBERT have no token-type embeddings; DeBERTa-v2 has them
+            // only when asked (`DebertaV2Config` defaults to 0).
+            type_vocab_size: match family {
+                Family::DistilBert | Family::Mpnet | Family::ModernBert => 0,
+                Family::DebertaV2 => opt_usize("type_vocab_size", 0),
+                _ => opt_usize("type_vocab_size", 2),
             },
             pad_token_id: opt_usize("pad_token_id", 0),
             embedding_size: opt_usize("embedding_size", hidden_size),

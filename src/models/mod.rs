@@ -14,6 +14,7 @@
 pub mod albert;
 pub mod bert;
 pub mod config;
+pub mod deberta_v2;
 pub mod distilbert;
 pub mod electra;
 pub mod encoder;
@@ -45,6 +46,7 @@ pub fn architecture(
         Family::Electra => (electra::spec(cfg), electra::PREFIXES),
         Family::Albert => (albert::spec(cfg), albert::PREFIXES),
         Family::Mpnet => (mpnet::spec(cfg)?, mpnet::PREFIXES),
+        Family::DebertaV2 => (deberta_v2::spec(cfg)?, deberta_v2::PREFIXES),
         Family::ModernBert => (modernbert::spec(cfg)?, modernbert::PREFIXES),
     })
 }
@@ -202,7 +204,7 @@ impl Model {
             c.intermediate_size
         };
         let widest = inner.max(3 * c.hidden_size).max(c.embedding_size);
-        let per_row = (seq * widest * 4) as u64;
+        let per_row = (4 * (seq * widest).max(self.net.attention_floats_per_row(seq))) as u64;
         let limit = self.gpu.limits.max_storage_buffer_binding_size;
         ((limit / per_row.max(1)) as usize).max(1)
     }

@@ -9,6 +9,7 @@ pub mod glu;
 pub mod layer_norm;
 pub mod matmul;
 pub mod peak;
+pub mod rel_gather;
 pub mod rope;
 pub mod softmax;
 

@@ -8,7 +8,7 @@ mod bias;
 mod spec;
 mod upload;
 
-pub use bias::{relative_bias, relative_bucket};
+pub use bias::{disentangled_rows, log_bucket, relative_bias, relative_bucket};
 pub use spec::*;
 
 use super::weights::Weights;
@@ -136,7 +136,16 @@ impl Embeddings {
 enum AttnKind {
     Plain,
     SharedBias,
-    Rotary { theta: f64, window: usize },
+    Rotary {
+        theta: f64,
+        window: usize,
+    },
+    /// The network's relative embeddings through this layer's query and key projections,
+    /// `[2·span, hidden]` f32 each, computed once at load.
+    Disentangled {
+        pos_q: WeightBuffer,
+        pos_k: WeightBuffer,
+    },
 }
 
 struct Attention {
@@ -147,7 +156,7 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(up: &mut Uploader, s: &AttentionSpec) -> Result<Attention> {
+    fn load(up: &mut Uploader, s: &AttentionSpec, rel: Option<&RelTable>) -> Result<Attention> {
         Ok(Attention {
             qkv: match &s.qkv {
                 QkvSpec::Separate { q, k, v } => up.fused(&[q, k, v])?,
@@ -161,6 +170,18 @@ impl Attention {
                     theta: *theta,
                     window: *window,
                 },
+                AttentionKind::Disentangled { pos_q, pos_k } => {
+                    let rel = rel.ok_or_else(|| {
+                        Error::Graph(format!(
+                            "{}: disentangled attention without the network's relative embeddings",
+                            s.out.w
+                        ))
+                    })?;
+                    AttnKind::Disentangled {
+                        pos_q: rel.project(up, pos_q)?,
+                        pos_k: rel.project(up, pos_k)?,
+                    }
+                }
             },
         })
     }
@@ -175,15 +196,15 @@ impl Attention {
     ) -> Result<TensorId> {
         let (w, b) = lin_ids(g, &self.qkv);
         let qkv = g.linear(&format!("{name}.qkv"), x, w, b, Act::Identity)?;
-        let extras = match self.kind {
+        let extras = match &self.kind {
             AttnKind::Plain => AttentionExtras::default(),
             AttnKind::Rotary { theta, window } => {
-                let table = cx.rope_table(theta).ok_or_else(|| {
+                let table = cx.rope_table(*theta).ok_or_else(|| {
                     Error::Graph(format!("{name}: no rotary table for theta {theta}"))
                 })?;
                 g.rope(&format!("{name}.rope"), qkv, cx.heads, table)?;
                 AttentionExtras {
-                    window,
+                    window: *window,
                     ..AttentionExtras::default()
                 }
             }
@@ -193,6 +214,12 @@ impl Attention {
                 })?),
                 ..AttentionExtras::default()
             },
+            AttnKind::Disentangled { pos_q, pos_k } => {
+                let rel = cx.relative.as_ref().ok_or_else(|| {
+                    Error::Graph(format!("{name}: the network has no relative embeddings"))
+                })?;
+                rel.extras(g, name, qkv, cx.heads, pos_q, pos_k)?
+            }
         };
         let ctx = g.attention(&format!("{name}.attention"), qkv, cx.mask, cx.heads, extras)?;
         let (w, b) = lin_ids(g, &self.out);
@@ -294,6 +321,7 @@ struct Context {
     shared_bias: Option<TensorId>,
     /// Rotary cos/sin tables for this sequence length, by base.
     rope_tables: Vec<(f64, TensorId)>,
+    relative: Option<RelIndex>,
 }
 
 impl Context {
@@ -306,9 +334,9 @@ impl Context {
 }
 
 impl Layer {
-    fn load(up: &mut Uploader, s: &LayerSpec) -> Result<Layer> {
+    fn load(up: &mut Uploader, s: &LayerSpec, rel: Option<&RelTable>) -> Result<Layer> {
         Ok(Layer {
-            attention: Attention::load(up, &s.attention)?,
+            attention: Attention::load(up, &s.attention, rel)?,
             mlp: Mlp::load(up, &s.mlp)?,
             norms: match &s.norms {
                 NormPlacement::Post { attn, mlp } => Norms::Post {
@@ -374,11 +402,202 @@ enum PositionBias {
         buckets: usize,
         max_distance: usize,
     },
+    /// DeBERTa: the layers hold their projections of the table; a graph needs the row of the
+    /// table each offset uses.
+    Disentangled(RelTable),
+}
+
+/// What a graph's layers share from the network-wide position part.
+enum SharedPositions {
+    Bias(TensorId),
+    Relative(RelIndex),
+}
+
+/// DeBERTa's relative embeddings, layer-normed (in f64, kept as f32 like transformers' f32
+/// LayerNorm output), on the host until every layer has projected them.
+struct RelTable {
+    spec: DisentangledSpec,
+    /// `[2·span, hidden]`.
+    normed: Vec<f32>,
+}
+
+impl RelTable {
+    fn load(w: &Weights, d: &DisentangledSpec) -> Result<RelTable> {
+        let (rows, h) = (2 * d.span, d.hidden);
+        let mut normed = w.get(&d.table, &[rows, h])?.to_f32();
+        if let Some(n) = &d.norm {
+            let gamma = w.get(&n.gamma, &[h])?.to_f32();
+            let beta = match &n.beta {
+                Some(b) => w.get(b, &[h])?.to_f32(),
+                None => vec![0.0; h],
+            };
+            for row in normed.chunks_mut(h) {
+                let mean = row.iter().map(|&x| x as f64).sum::<f64>() / h as f64;
+                let var = row.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / h as f64;
+                let inv = 1.0 / (var + n.eps as f64).sqrt();
+                for (k, x) in row.iter_mut().enumerate() {
+                    *x = ((*x as f64 - mean) * inv * gamma[k] as f64 + beta[k] as f64) as f32;
+                }
+            }
+        }
+        Ok(RelTable {
+            spec: d.clone(),
+            normed,
+        })
+    }
+
+    /// `table · Wᵀ + b` for a layer's `[hidden, hidden]` projection, uploaded as f32
+    /// `[2·span, hidden]`: weights only, so done once here instead of in every forward. f32
+    /// products as transformers computes them, eight lanes wide and the rows split over the
+    /// cores (v3-base: 2 × 512 × 768 × 768 multiply-adds per layer).
+    fn project(&self, up: &mut Uploader, l: &LinSpec) -> Result<WeightBuffer> {
+        let h = self.spec.hidden;
+        let w = up.w.get(&l.w, &[l.out, l.inp])?.to_f32();
+        let b = match &l.b {
+            Some(b) => up.w.get(b, &[l.out])?.to_f32(),
+            None => vec![0.0; l.out],
+        };
+        let rows = self.normed.len() / h;
+        let mut out = vec![0f32; rows * l.out];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = rows.div_ceil(threads).max(1);
+        std::thread::scope(|s| {
+            for (x, y) in self.normed.chunks(per * h).zip(out.chunks_mut(per * l.out)) {
+                let (w, b) = (&w, &b);
+                s.spawn(move || {
+                    for (xr, yr) in x.chunks(h).zip(y.chunks_mut(l.out)) {
+                        for ((wr, bo), yo) in w.chunks(l.inp).zip(b).zip(yr.iter_mut()) {
+                            *yo = dot(xr, wr) + bo;
+                        }
+                    }
+                });
+            }
+        });
+        WeightBuffer::upload(
+            up.gpu,
+            &format!("{}.relative", l.w),
+            &[rows, l.out],
+            DType::F32,
+            bytemuck::cast_slice(&out),
+        )
+    }
+
+    /// The u32 row (within the window the graph's length reaches) of every offset.
+    fn build(&self, g: &mut GraphBuilder, seq: usize) -> Result<RelIndex> {
+        let d = &self.spec;
+        let (lo, rows) = disentangled_rows(seq, d.span, d.buckets, d.max_relative);
+        let width = rows.iter().max().map_or(1, |m| *m as usize + 1);
+        let buf = WeightBuffer::upload(
+            g.gpu(),
+            "relative_rows",
+            &[rows.len()],
+            DType::U32,
+            bytemuck::cast_slice(&rows),
+        )?;
+        Ok(RelIndex {
+            rows: g.weight(&buf),
+            lo,
+            width,
+            c2p: d.c2p,
+            p2c: d.p2c,
+            scale_factor: d.scale_factor(),
+        })
+    }
+}
+
+/// One graph's relative-position rows for DeBERTa's layers.
+struct RelIndex {
+    /// u32 `[2·seq − 1]`: the window row of offset `i − j` at `i − j + seq − 1`.
+    rows: TensorId,
+    /// The window: table rows `lo..lo + width`.
+    lo: usize,
+    width: usize,
+    c2p: bool,
+    p2c: bool,
+    scale_factor: usize,
+}
+
+impl RelIndex {
+    /// The bias and scale of one disentangled attention: `Q·PosKᵀ` and `K·PosQᵀ` over the
+    /// window as two matmuls batched over (batch, head) straight out of `qkv`, scaled like the
+    /// content scores, then gathered per (query, key) into a `[batch·heads, seq, seq]` bias.
+    fn extras(
+        &self,
+        g: &mut GraphBuilder,
+        name: &str,
+        qkv: TensorId,
+        heads: usize,
+        pos_q: &WeightBuffer,
+        pos_k: &WeightBuffer,
+    ) -> Result<AttentionExtras> {
+        let s = g.shape(qkv).to_vec();
+        let (bsz, seq, h) = (s[0], s[1], s[2] / 3);
+        let d = h / heads;
+        let w = self.width;
+        // transformers: 1/√(d·scale_factor), the root taken in f32.
+        let scale = 1.0 / (d as f32 * self.scale_factor as f32).sqrt();
+        let mut term = |label: &str, content_off: usize, pos: &WeightBuffer| -> Result<TensorId> {
+            let out = g.activation(label, &[bsz * heads, seq, w]);
+            let mut mm = Matmul::linear(seq, w, d);
+            mm.batch0 = bsz;
+            mm.batch1 = heads;
+            mm.a = View {
+                off: content_off,
+                b0: seq * 3 * h,
+                b1: d,
+                rows: 3 * h,
+                cols: 1,
+            };
+            mm.b = View {
+                off: self.lo * h,
+                b0: 0,
+                b1: d,
+                rows: h,
+                cols: 1,
+            };
+            mm.c = View {
+                off: 0,
+                b0: heads * seq * w,
+                b1: seq * w,
+                rows: w,
+                cols: 1,
+            };
+            mm.alpha = scale;
+            let p = g.weight(pos);
+            g.matmul(label, mm, qkv, p, None, out)?;
+            Ok(out)
+        };
+        // Q against the keys' projection, K against the queries'.
+        let c2p = if self.c2p {
+            Some(term(&format!("{name}.c2p"), 0, pos_k)?)
+        } else {
+            None
+        };
+        let p2c = if self.p2c {
+            Some(term(&format!("{name}.p2c"), h, pos_q)?)
+        } else {
+            None
+        };
+        let bias = g.rel_gather(
+            &format!("{name}.rel_bias"),
+            c2p,
+            p2c,
+            self.rows,
+            bsz * heads,
+            seq,
+        )?;
+        Ok(AttentionExtras {
+            bias: Some(bias),
+            scale: Some(scale),
+            ..AttentionExtras::default()
+        })
+    }
 }
 
 impl PositionBias {
     fn load(w: &Weights, s: &PositionBiasSpec, heads: usize) -> Result<PositionBias> {
         Ok(match s {
+            PositionBiasSpec::Disentangled(d) => PositionBias::Disentangled(RelTable::load(w, d)?),
             PositionBiasSpec::RelativeBuckets {
                 table,
                 rows,
@@ -392,8 +611,9 @@ impl PositionBias {
         })
     }
 
-    fn build(&self, g: &mut GraphBuilder, heads: usize, seq: usize) -> Result<TensorId> {
+    fn build(&self, g: &mut GraphBuilder, heads: usize, seq: usize) -> Result<SharedPositions> {
         match self {
+            PositionBias::Disentangled(t) => Ok(SharedPositions::Relative(t.build(g, seq)?)),
             PositionBias::RelativeBuckets {
                 table,
                 buckets,
@@ -407,7 +627,7 @@ impl PositionBias {
                     DType::F32,
                     bytemuck::cast_slice(&bias),
                 )?;
-                Ok(g.weight(&buf))
+                Ok(SharedPositions::Bias(g.weight(&buf)))
             }
         }
     }
@@ -541,7 +761,11 @@ impl Network {
                 layers.push(shared.clone());
                 continue;
             }
-            let layer = Arc::new(Layer::load(&mut up, l)?);
+            let rel = match &position_bias {
+                Some(PositionBias::Disentangled(t)) => Some(t),
+                _ => None,
+            };
+            let layer = Arc::new(Layer::load(&mut up, l, rel)?);
             by_name.insert(key, layer.clone());
             layers.push(layer);
         }
@@ -569,6 +793,16 @@ impl Network {
             Head::TokenClassifier { out, .. } => Some(out.w.shape[0]),
             Head::MaskedLm { decoder, .. } => Some(decoder.w.shape[0]),
             Head::Base | Head::Classifier { .. } => None,
+        }
+    }
+
+    /// f32 elements per batch row of the widest attention intermediate beyond the hidden
+    /// states: DeBERTa's `[heads, seq, seq]` bias and `[heads, seq, window < 2·seq]` position
+    /// scores; 0 for other attentions.
+    pub fn attention_floats_per_row(&self, seq: usize) -> usize {
+        match self.position_bias {
+            Some(PositionBias::Disentangled(_)) => self.heads * seq * (2 * seq),
+            _ => 0,
         }
     }
 
@@ -614,15 +848,23 @@ impl Network {
         let idx = g.input("idx", &[3, tokens], DType::U32);
         let mask = g.input("mask", &[batch, seq], DType::F32);
         let x = self.embeddings.build(g, idx, batch, seq)?;
-        let cx = Context {
+        let mut cx = Context {
             mask,
             heads: self.heads,
-            shared_bias: match &self.position_bias {
-                Some(p) => Some(p.build(g, self.heads, seq)?),
-                None => None,
-            },
+            shared_bias: None,
             rope_tables: self.rope_tables(g, seq)?,
+            relative: None,
         };
+        match self
+            .position_bias
+            .as_ref()
+            .map(|p| p.build(g, self.heads, seq))
+            .transpose()?
+        {
+            Some(SharedPositions::Bias(b)) => cx.shared_bias = Some(b),
+            Some(SharedPositions::Relative(r)) => cx.relative = Some(r),
+            None => {}
+        }
         // Hidden states as transformers 5 returns them: each layer's input, then the output
         // (after a pre-LN model's final norm).
         let mut hidden = vec![];
@@ -765,6 +1007,24 @@ impl Network {
         };
         Ok((logits, select_t, pool))
     }
+}
+
+/// An f32 dot product in eight independent lanes (so it vectorises), summed at the end.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ac
+        .remainder()
+        .iter()
+        .zip(bc.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ac.zip(bc) {
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
 }
 
 /// `[rows, h]` = `weights [rows, tokens]` · `x [tokens, h]`: selected tokens (one-hot rows) or

@@ -107,6 +107,11 @@ pub enum AttentionKind {
     /// Rotary position embedding on Q and K (base `theta`), keys limited to a sliding
     /// `window` (`|i − j| ≤ window/2`; 0 global) (ModernBERT).
     Rotary { theta: f64, window: usize },
+    /// DeBERTa's disentangled attention: the network's [`PositionBiasSpec::Disentangled`]
+    /// relative embeddings projected by `pos_q`/`pos_k` (the layer's own query and key
+    /// projections when keys are shared) give content→position and position→content scores,
+    /// added to `Q·Kᵀ`, all scaled by `1/√(head_dim · (1 + terms))`.
+    Disentangled { pos_q: LinSpec, pos_k: LinSpec },
 }
 
 /// Multi-head self-attention: projections, the attention variant, the output projection.
@@ -166,6 +171,34 @@ pub enum PositionBiasSpec {
         buckets: usize,
         max_distance: usize,
     },
+    /// DeBERTa-v2/v3's relative embeddings, read by every [`AttentionKind::Disentangled`] layer.
+    Disentangled(DisentangledSpec),
+}
+
+/// DeBERTa's relative positions: query `i` and key `j` use row
+/// `clamp(bucket(i − j) + span, 0, 2·span − 1)` of the (optionally layer-normed) table, with
+/// `bucket` the log buckets of [`log_bucket`](super::bias::log_bucket) (none when `buckets` is 0).
+#[derive(Clone, Debug)]
+pub struct DisentangledSpec {
+    /// `[2·span, hidden]`.
+    pub table: String,
+    pub hidden: usize,
+    pub norm: Option<NormSpec>,
+    pub span: usize,
+    /// `position_buckets`; 0 for exact relative positions.
+    pub buckets: usize,
+    /// `max_relative_positions` (already `max_position_embeddings` when the config says −1).
+    pub max_relative: usize,
+    /// Content→position (`Q_i·PosK`) and position→content (`K_j·PosQ`) terms.
+    pub c2p: bool,
+    pub p2c: bool,
+}
+
+impl DisentangledSpec {
+    /// `scale_factor` in transformers: one plus the position terms.
+    pub fn scale_factor(&self) -> usize {
+        1 + usize::from(self.c2p) + usize::from(self.p2c)
+    }
 }
 
 /// `norm(act(dense(x)))` before a head's output layer (the norm optional).
@@ -265,6 +298,12 @@ impl NetworkSpec {
             Some(PositionBiasSpec::RelativeBuckets { table, rows, .. }) => {
                 v.push((table.clone(), vec![*rows, heads]))
             }
+            Some(PositionBiasSpec::Disentangled(d)) => {
+                v.push((d.table.clone(), vec![2 * d.span, d.hidden]));
+                if let Some(n) = &d.norm {
+                    norm(&mut v, n);
+                }
+            }
         }
         for l in &self.layers {
             match &l.attention.qkv {
@@ -276,6 +315,10 @@ impl NetworkSpec {
                 QkvSpec::Packed(p) => lin(&mut v, p),
             }
             lin(&mut v, &l.attention.out);
+            if let AttentionKind::Disentangled { pos_q, pos_k } = &l.attention.kind {
+                lin(&mut v, pos_q);
+                lin(&mut v, pos_k);
+            }
             match &l.mlp {
                 MlpSpec::Plain { up, down, .. } | MlpSpec::Gated { up, down, .. } => {
                     lin(&mut v, up);
