@@ -62,12 +62,14 @@ fn tiny_models_stay_close_to_goldens_in_f16() {
     close_in_f16("fixtures/tiny", &families);
 }
 
-/// The same for the composed architectures: MPNet's relative bias, ModernBERT's rotary
+/// The same for the composed architectures: MPNet's relative bias, DeBERTa's disentangled
+/// terms, ModernBERT's rotary
 /// embedding rewritten in f16, GeGLU and pre-LN stream (f32 sums of f16 branch outputs).
 #[test]
 fn tiny2_architectures_stay_close_to_goldens_in_f16() {
     let families = [
         ("tiny-mpnet", Family::Mpnet),
+        ("tiny-deberta-v2", Family::DebertaV2),
         ("tiny-modernbert", Family::ModernBert),
         ("tiny-modernbert-mean", Family::ModernBert),
     ];
