@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Which graphics API to run on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// The best adapter on any backend (GL only when nothing else exists).
@@ -51,7 +52,8 @@ impl BackendChoice {
 }
 
 /// Which kernel variants run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum KernelSet {
     /// CPU-adapter variants on CPU adapters (lavapipe, SwiftShader), GPU variants elsewhere.
@@ -64,7 +66,8 @@ pub enum KernelSet {
 }
 
 /// Which matmul kernel runs where the f16 path allows tensor cores.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum MatmulChoice {
     /// Cooperative matrices where the adapter has a usable configuration, else portable.
@@ -77,7 +80,8 @@ pub enum MatmulChoice {
 }
 
 /// The arithmetic models run in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f16 on GPUs with SHADER_F16, f32 on CPU adapters (where f16 brings nothing).
@@ -223,6 +227,7 @@ fn limits_report(l: &wgpu::Limits) -> LimitsReport {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn report(index: usize, a: &wgpu::Adapter) -> AdapterReport {
     let info = a.get_info();
     AdapterReport {
@@ -245,8 +250,11 @@ fn instance(backend: BackendChoice) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-fn enumerate(backend: BackendChoice) -> Vec<wgpu::Adapter> {
-    let mut v = pollster::block_on(instance(backend).enumerate_adapters(backend.backends()));
+async fn enumerate(backend: BackendChoice) -> Vec<wgpu::Adapter> {
+    // On the web this is the one adapter `navigator.gpu.requestAdapter()` gives.
+    let mut v = instance(backend)
+        .enumerate_adapters(backend.backends())
+        .await;
     // Stable order: best first, so index 0 is what `auto` picks.
     v.sort_by_key(rank);
     v
@@ -267,8 +275,9 @@ fn rank(a: &wgpu::Adapter) -> (u8, u8) {
 }
 
 /// Every adapter wgpu can see on the chosen backend(s), best first.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters(backend: BackendChoice) -> Vec<AdapterReport> {
-    enumerate(backend)
+    pollster::block_on(enumerate(backend))
         .iter()
         .enumerate()
         .map(|(i, a)| report(i, a))
@@ -295,19 +304,29 @@ pub struct Gpu {
 
 impl Gpu {
     /// Picks an adapter per `opts` and opens a device on it with every wanted feature it has.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
-        let adapters = enumerate(opts.backend);
+        pollster::block_on(Self::new_async(opts))
+    }
+
+    /// As [`new`](Self::new), awaiting the adapter and device (the only way in a browser).
+    pub async fn new_async(opts: &GpuOptions) -> Result<Gpu> {
+        let adapters = enumerate(opts.backend).await;
         if adapters.is_empty() {
-            return Err(Error::Gpu(opts.backend.missing_hint().into()));
+            return Err(Error::Gpu(if cfg!(target_arch = "wasm32") {
+                "no WebGPU adapter: this browser exposes navigator.gpu but gave no adapter (enable WebGPU / hardware acceleration, or try another browser)".into()
+            } else {
+                opts.backend.missing_hint().into()
+            }));
         }
         let adapter = match &opts.adapter {
             None => adapters.into_iter().next().unwrap(),
             Some(sel) => pick(adapters, sel)?,
         };
-        Self::from_adapter(adapter, opts)
+        Self::from_adapter(adapter, opts).await
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
+    async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
         let info = adapter.get_info();
         let have = adapter.features();
         let mut want = WANTED
@@ -345,24 +364,27 @@ impl Gpu {
                 limits.max_compute_workgroup_storage_size
             )));
         }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgformer"),
-            required_features,
-            required_limits: limits.clone(),
-            experimental_features: if coop.is_some() {
-                // SAFETY: wgpu marks cooperative matrices experimental because its validation of
-                // them is incomplete. Our only use is the matmul kernel, whose loads and stores
-                // stay inside workgroup arrays sized for the tile (bounds are handled when tiles
-                // are staged from storage), and every configuration it uses is one the adapter
-                // lists in `cooperative_matrix_properties`.
-                unsafe { wgpu::ExperimentalFeatures::enabled() }
-            } else {
-                wgpu::ExperimentalFeatures::disabled()
-            },
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::Gpu(format!("could not open a device on `{}`: {e}", info.name)))?;
+        // The adapter's own limits, not wgpu's defaults: WebGPU gives only what is requested.
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgformer"),
+                required_features,
+                required_limits: limits.clone(),
+                experimental_features: if coop.is_some() {
+                    // SAFETY: wgpu marks cooperative matrices experimental because its validation of
+                    // them is incomplete. Our only use is the matmul kernel, whose loads and stores
+                    // stay inside workgroup arrays sized for the tile (bounds are handled when tiles
+                    // are staged from storage), and every configuration it uses is one the adapter
+                    // lists in `cooperative_matrix_properties`.
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("could not open a device on `{}`: {e}", info.name)))?;
 
         let precision = match opts.precision {
             Precision::Auto
@@ -516,8 +538,23 @@ impl Gpu {
                 compilation_options: Default::default(),
                 cache: None,
             });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("kernel `{key}` failed to compile: {e}")));
+        }
+        // A browser cannot wait here: the scope's answer lands in the error sink, which the
+        // run that uses the kernel checks after awaiting its results.
+        #[cfg(target_arch = "wasm32")]
+        {
+            let sink = self.errors.clone();
+            let key = key.to_string();
+            wasm_bindgen_futures::spawn_local(async move {
+                if let Some(e) = scope.pop().await {
+                    sink.lock()
+                        .unwrap()
+                        .push(format!("kernel `{key}` failed to compile: {e}"));
+                }
+            });
         }
         let p = Arc::new(p);
         self.pipelines
@@ -555,6 +592,7 @@ impl Gpu {
     }
 
     /// Copies `size` bytes of `src` (which needs COPY_SRC) back to the host.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -569,14 +607,23 @@ impl Gpu {
     }
 
     /// Maps a MAP_READ buffer, waits, and returns its bytes.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn map_read(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        pollster::block_on(self.map_read_async(staging))
+    }
+
+    /// Maps a MAP_READ buffer and returns its bytes once the GPU has written them. Natively the
+    /// device is polled to completion first; in a browser the map resolves by itself.
+    pub async fn map_read_async(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
         let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
-        rx.recv()
+        let mapped = rx.await;
+        self.check()?;
+        mapped
             .map_err(|_| Error::Gpu("buffer map callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("could not read GPU buffer: {e}")))?;
         let out = slice
@@ -621,6 +668,7 @@ fn pick(adapters: Vec<wgpu::Adapter>, sel: &str) -> Result<wgpu::Adapter> {
 /// `WGFORMER_TEST_BACKEND` (default `vulkan`, which lavapipe provides on machines without a GPU),
 /// and a missing adapter fails the test with the fix instead of skipping it.
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| open_test_gpu(GpuOptions::default()))
@@ -628,6 +676,7 @@ pub fn test_gpu() -> &'static Arc<Gpu> {
 
 /// A second test device without SHADER_F16, so the packed-f16 kernel variants are tested too.
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu_packed_f16() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| {
@@ -640,6 +689,7 @@ pub fn test_gpu_packed_f16() -> &'static Arc<Gpu> {
 
 /// The test adapter in f16 precision (cooperative-matrix matmuls where it has them).
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu_f16() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| {
@@ -653,6 +703,7 @@ pub fn test_gpu_f16() -> &'static Arc<Gpu> {
 /// The test adapter with the GPU kernel variants forced: what real GPUs run, tested on any
 /// adapter (lavapipe in CI).
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu_gpu_kernels() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| {
@@ -663,6 +714,7 @@ pub fn test_gpu_gpu_kernels() -> &'static Arc<Gpu> {
     })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
     let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
     let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)

@@ -67,6 +67,21 @@ pub enum TopK {
     All,
 }
 
+impl TopK {
+    /// `1`, a larger number, or `all` (also `none`, transformers' spelling).
+    pub fn parse(s: &str) -> Result<TopK> {
+        match s {
+            "all" | "none" => Ok(TopK::All),
+            "1" => Ok(TopK::One),
+            n => match n.parse::<usize>() {
+                Ok(0) => Err(Error::Input("top-k must be at least 1".into())),
+                Ok(n) => Ok(TopK::N(n)),
+                Err(_) => Err(Error::Input(format!("top-k {n}: give a number or `all`"))),
+            },
+        }
+    }
+}
+
 /// One label and its score, serialised as transformers prints it: `{"label": ..., "score": ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabelScore {
