@@ -2,7 +2,7 @@
 //! from a model folder's files (downloaded by `web/wgformer.js`), and run it. The same models,
 //! graphs, kernels and pipelines as natively; results are the CLI's `--json` values.
 
-use crate::gpu::{Gpu, GpuOptions};
+use crate::gpu::{Gpu, GpuOptions, KernelSet};
 use crate::models::files::ModelFiles;
 use crate::models::Model;
 use crate::pipelines::classify::TopK;
@@ -28,12 +28,21 @@ pub struct Engine {
 
 #[wasm_bindgen]
 impl Engine {
-    /// Opens the browser's WebGPU adapter with its own limits (kernel variants as natively:
-    /// the CPU-adapter ones on a fallback adapter such as SwiftShader).
-    pub async fn open() -> Result<Engine, JsValue> {
-        let gpu = Gpu::new_async(&GpuOptions::default())
-            .await
-            .map_err(js_err)?;
+    /// Opens the browser's WebGPU adapter with its own limits. `kernels` (`auto`, `gpu`, `cpu`)
+    /// picks the kernel variants as `--kernels` does; auto takes the CPU-adapter ones on a
+    /// fallback adapter such as SwiftShader.
+    pub async fn open(kernels: Option<String>) -> Result<Engine, JsValue> {
+        let kernels = match kernels.as_deref().unwrap_or("auto") {
+            "auto" | "" => KernelSet::Auto,
+            "gpu" => KernelSet::Gpu,
+            "cpu" => KernelSet::Cpu,
+            other => return Err(js_err(format!("kernels `{other}`: use auto, gpu or cpu"))),
+        };
+        let opts = GpuOptions {
+            kernels,
+            ..GpuOptions::default()
+        };
+        let gpu = Gpu::new_async(&opts).await.map_err(js_err)?;
         Ok(Engine { gpu: Arc::new(gpu) })
     }
 

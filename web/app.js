@@ -1,7 +1,7 @@
 // The demo page. URL contract (a link reproduces a result): `model` (base URL of a model folder),
 // `task` (qa | classify | embed; default from the config), `question` + `context`, or `text`
 // (repeatable; `text_pair` repeatable alongside), `top_k` (default 1), `repeat` (extra timed
-// runs). Once loaded it runs the inputs and writes the JSON result into <pre id="result">, or
+// runs), `kernels` (auto | gpu | cpu variants). Once loaded it runs the inputs and writes the JSON result into <pre id="result">, or
 // {"error": ...} there.
 
 import { open, adapterInfo, loadModel } from './wgformer.js';
@@ -141,7 +141,7 @@ $('form').addEventListener('submit', (ev) => {
 async function main() {
   fillForm(params);
   try {
-    engine = await open();
+    engine = await open(params.get('kernels') || 'auto');
     const a = adapterInfo(engine);
     $('adapter').textContent = `Adapter: ${a.name} — ${a.describe}; features: ${a.features.join(', ') || 'none'}`;
   } catch (e) {

@@ -9,8 +9,8 @@
 
 import init, { Engine } from './pkg/wgformer.js';
 
-/** Opens WebGPU (the first adapter the browser gives). */
-export async function open() {
+/** Opens WebGPU (the first adapter the browser gives); `kernels`: auto, gpu or cpu variants. */
+export async function open(kernels = 'auto') {
   if (!globalThis.navigator || !('gpu' in navigator)) {
     throw new Error(
       'WebGPU is not available in this browser (navigator.gpu is missing): use a recent ' +
@@ -23,7 +23,7 @@ export async function open() {
   }
   const { vendor, architecture, description } = probe.info || {};
   await init();
-  const engine = await Engine.open();
+  const engine = await Engine.open(kernels);
   browserInfo.set(engine, { vendor, architecture, description });
   return engine;
 }

@@ -56,7 +56,8 @@ impl BackendChoice {
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum KernelSet {
-    /// CPU-adapter variants on CPU adapters (lavapipe, SwiftShader), GPU variants elsewhere.
+    /// CPU-adapter variants on native CPU adapters (lavapipe), GPU variants elsewhere (in
+    /// browsers too, SwiftShader included).
     #[default]
     Auto,
     /// Workgroup-memory tiles and barriers: the variants real GPUs run.
@@ -300,7 +301,14 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// Kernel compilations whose validation a browser answers later: awaited before any result
+    /// is read back, so a kernel that failed to compile never yields numbers.
+    #[cfg(target_arch = "wasm32")]
+    pending: Mutex<Vec<(String, PendingScope)>>,
 }
+
+#[cfg(target_arch = "wasm32")]
+type PendingScope = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
 
 impl Gpu {
     /// Picks an adapter per `opts` and opens a device on it with every wanted feature it has.
@@ -412,7 +420,12 @@ impl Gpu {
             device,
             queue,
             cpu_kernels: match opts.kernels {
-                KernelSet::Auto => info.device_type == wgpu::DeviceType::Cpu,
+                // Not in browsers: on Chromium's SwiftShader the CPU-adapter variants (tuned for
+                // lavapipe) never finished a tiny model's forward, the GPU ones take 2 s.
+                KernelSet::Auto => {
+                    info.device_type == wgpu::DeviceType::Cpu
+                        && info.backend != wgpu::Backend::BrowserWebGpu
+                }
                 KernelSet::Gpu => false,
                 KernelSet::Cpu => true,
             },
@@ -422,6 +435,8 @@ impl Gpu {
             pipelines: Mutex::default(),
             errors,
             lost,
+            #[cfg(target_arch = "wasm32")]
+            pending: Mutex::default(),
         })
     }
 
@@ -542,26 +557,38 @@ impl Gpu {
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("kernel `{key}` failed to compile: {e}")));
         }
-        // A browser cannot wait here: the scope's answer lands in the error sink, which the
-        // run that uses the kernel checks after awaiting its results.
+        // A browser cannot wait here: the run that uses the kernel awaits the answer (see
+        // `compiled`) before it reads anything back.
         #[cfg(target_arch = "wasm32")]
-        {
-            let sink = self.errors.clone();
-            let key = key.to_string();
-            wasm_bindgen_futures::spawn_local(async move {
-                if let Some(e) = scope.pop().await {
-                    sink.lock()
-                        .unwrap()
-                        .push(format!("kernel `{key}` failed to compile: {e}"));
-                }
-            });
-        }
+        self.pending
+            .lock()
+            .unwrap()
+            .push((key.to_string(), Box::pin(scope.pop())));
         let p = Arc::new(p);
         self.pipelines
             .lock()
             .unwrap()
             .insert(key.to_string(), p.clone());
         Ok(p)
+    }
+
+    /// Awaits the validation of every kernel compiled since the last call: the first failure
+    /// names its kernel.
+    #[cfg(target_arch = "wasm32")]
+    async fn compiled(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let mut failed = vec![];
+        for (key, scope) in pending {
+            if let Some(e) = scope.await {
+                failed.push(format!("kernel `{key}` failed to compile: {e}"));
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        // The invalid pipelines stay cached: the device is no use for this model any more.
+        self.errors.lock().unwrap().clear();
+        Err(Error::Gpu(failed.join("; ")))
     }
 
     /// Errors the device reported since the last check, or a lost device, as one [`Error`].
@@ -622,6 +649,8 @@ impl Gpu {
         });
         self.wait()?;
         let mapped = rx.await;
+        #[cfg(target_arch = "wasm32")]
+        self.compiled().await?;
         self.check()?;
         mapped
             .map_err(|_| Error::Gpu("buffer map callback never ran".into()))?
