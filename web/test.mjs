@@ -1,9 +1,11 @@
 // Headless Chromium checks of the demo page through its URL contract, against Hugging Face's
 // goldens in ../shared: every tiny model of fixtures/tiny (classification, 1e-4), a few short
 // SST-2 sentences on models/minilm-sst2 (1e-4), the shortest SQuAD question on
-// models/distilminilm-squad (same span, score within 1e-3 relative), and a missing model's error.
+// models/distilminilm-squad (same span, score within 1e-3 relative), the two shortest sentences of
+// fixtures/embeddings.hf.jsonl on the f32 all-MiniLM-L6-v2 (EMBED_MODEL_DIR, from
+// scripts/fetch-models.sh; 1e-5 as natively), and a missing model's error.
 // Prints each check, the page's timings, and a closing "N passed, N failed" line.
-//   node web/test.mjs SHARED_DIR [CHROMIUM]
+//   node web/test.mjs SHARED_DIR [CHROMIUM] [EMBED_MODEL_DIR]
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +14,7 @@ import { serve } from './serve.mjs';
 
 const shared = path.resolve(process.argv[2] || '../shared');
 const chromium = process.argv[3] || '/usr/bin/chromium';
+const embedDir = process.argv[4];
 const here = path.dirname(fileURLToPath(import.meta.url));
 const jsonl = (p) => fs.readFileSync(path.join(shared, p), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const PAGE_TIMEOUT_MS = Number(process.env.WGFORMER_WEB_TIMEOUT_MS || 300000);
@@ -26,6 +29,13 @@ const tinyRows = jsonl('fixtures/tiny/tiny-pipeline.hf.jsonl');
 const models = {};
 for (const r of tinyRows) models[r.model] = path.join(shared, 'fixtures/tiny', r.model);
 for (const m of fs.readdirSync(path.join(shared, 'models'))) models[m] = path.join(shared, 'models', m);
+if (embedDir) {
+  if (!fs.existsSync(path.join(embedDir, 'config.json'))) {
+    console.error(`web tests: FAILED: no model at ${embedDir} (run scripts/fetch-models.sh)`);
+    process.exit(1);
+  }
+  models['all-MiniLM-L6-v2'] = path.resolve(embedDir);
+}
 
 const server = await serve(here, models);
 const origin = `http://127.0.0.1:${server.address().port}`;
@@ -130,6 +140,22 @@ if (models['distilminilm-squad']) {
   const ok = g && g.answer === r.answer && g.start === r.start && g.end === r.end && Math.abs(g.score - r.score) <= 1e-3 * r.score;
   check(`distilminilm-squad: ${JSON.stringify(r.question)}`, ok, `got ${JSON.stringify(g)}, want ${JSON.stringify({ answer: r.answer, score: r.score, start: r.start, end: r.end })}`);
   timings.push({ model: 'distilminilm-squad', ...page.timings });
+}
+
+if (models['all-MiniLM-L6-v2']) {
+  const rows = jsonl('fixtures/embeddings.hf.jsonl').filter((r) => r.sentence).sort((a, b) => a.sentence.length - b.sentence.length).slice(0, 2);
+  const q = [['model', '/models/all-MiniLM-L6-v2'], ['task', 'embed']];
+  for (const r of rows) q.push(['text', r.sentence]);
+  const page = await runPage(q);
+  rows.forEach((r, i) => {
+    const got = Array.isArray(page.result) ? page.result[i] : null;
+    let worst = Infinity;
+    if (Array.isArray(got) && got.length === r.embedding.length) {
+      worst = Math.max(...got.map((x, k) => Math.abs(x - r.embedding[k])));
+    }
+    check(`all-MiniLM-L6-v2 embedding: ${JSON.stringify(r.sentence)}`, worst < 1e-5, `max |diff| ${worst} (${JSON.stringify(got ?? page.result).slice(0, 200)})`);
+  });
+  timings.push({ model: 'all-MiniLM-L6-v2', texts: rows.length, ...page.timings });
 }
 
 {

@@ -23,4 +23,7 @@ fi
 if [ ! -d web/node_modules/puppeteer-core ]; then
   (cd web && npm ci --no-audit --no-fund)
 fi
-node web/test.mjs "$SHARED" /usr/bin/chromium
+# The f32 all-MiniLM-L6-v2 for the embedding check (already there after .ci/run's step 3).
+export WGFORMER_MODELS_DIR="${WGFORMER_MODELS_DIR:-$PWD/.models}"
+bash scripts/fetch-models.sh
+node web/test.mjs "$SHARED" /usr/bin/chromium "$WGFORMER_MODELS_DIR/all-MiniLM-L6-v2"
