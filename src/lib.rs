@@ -14,6 +14,10 @@
 //! synchronous wrappers that block on it. The CLI, server, hub, benchmarks and profiler are
 //! native only.
 
+// WebGPU objects are neither Send nor Sync on wasm32 (one thread there); the Arcs that share them
+// across threads natively are simply shared references in the browser.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
+
 #[cfg(not(target_arch = "wasm32"))]
 pub mod bench;
 pub mod error;
