@@ -67,3 +67,30 @@ impl ModelFiles {
             .map_err(|e| Error::model(self.path(rel), format!("not valid JSON: {e}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_files_read_absent_and_invalid() {
+        let f = ModelFiles::memory(
+            "/models/m",
+            [
+                ("config.json".to_string(), br#"{"a": 1}"#.to_vec()),
+                ("1_Pooling/config.json".to_string(), b"{broken".to_vec()),
+            ],
+        );
+        assert_eq!(f.read_json("config.json").unwrap().unwrap()["a"], 1);
+        assert!(f.read("tokenizer.json").unwrap().is_none());
+        assert!(f.read_json("modules.json").unwrap().is_none());
+        let e = f
+            .read_json("1_Pooling/config.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/models/m/1_Pooling/config.json") && e.contains("not valid JSON"),
+            "{e}"
+        );
+    }
+}

@@ -147,6 +147,22 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
+    #[test]
+    fn top_k_parses_like_the_pipeline_argument() {
+        assert_eq!(TopK::parse("1").unwrap(), TopK::One);
+        assert_eq!(TopK::parse("3").unwrap(), TopK::N(3));
+        assert_eq!(TopK::parse("all").unwrap(), TopK::All);
+        assert_eq!(TopK::parse("none").unwrap(), TopK::All);
+        assert!(TopK::parse("0")
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1"));
+        assert!(TopK::parse("x")
+            .unwrap_err()
+            .to_string()
+            .contains("a number or `all`"));
+    }
+
     fn labels(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
     }

@@ -543,6 +543,36 @@ mod tests {
         assert_eq!(truncated, 7);
     }
 
+    /// The browser's way in: a folder's files held in memory tokenize exactly like the folder
+    /// (Hugging Face's ids, the same length limit read from tokenizer_config.json/config.json).
+    #[test]
+    fn files_in_memory_tokenize_like_the_folder() {
+        let dir = shared().join("fixtures/tiny");
+        for r in jsonl(&dir.join("tiny-pipeline.hf.jsonl")) {
+            let model = r["model"].as_str().unwrap();
+            let files = std::fs::read_dir(dir.join(model))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .map(|p| {
+                    let name = p.file_name().unwrap().to_str().unwrap().to_string();
+                    (name, std::fs::read(&p).unwrap())
+                });
+            let tok = TextTokenizer::from_files(&ModelFiles::memory(model, files)).unwrap();
+            assert_eq!(tok.model_max_length(), 64, "{model}");
+            let got = tok
+                .encode(r["text"].as_str().unwrap(), r["text_pair"].as_str(), None)
+                .unwrap();
+            assert_eq!(got.ids, ids(&r["input_ids"]), "{model}");
+        }
+        let none = ModelFiles::memory("https://example.org/m", std::iter::empty());
+        let e = TextTokenizer::from_files(&none).err().unwrap().to_string();
+        assert!(
+            e.contains("https://example.org/m") && e.contains("no tokenizer.json"),
+            "{e}"
+        );
+    }
+
     /// A pair truncated `longest_first` keeps both texts, trimming the longer one first.
     #[test]
     fn pair_truncation_is_longest_first() {
