@@ -38,7 +38,9 @@ struct Params {
 // Binding 6, the output, is declared by the wrapper with store_out(i, v): f32, or f16 under
 // --precision f16.
 
-const NEG: f32 = -3.4028235e38;
+// -f32::MAX. Written 3.4028234e38: the shortest decimal of f32::MAX (…35e38) lies just past it,
+// which Tint (browsers) rejects as unrepresentable; this one rounds to f32::MAX exactly.
+const NEG: f32 = -3.4028234e38;
 
 // Where one workgroup works: its (batch, head), first query and the keys any of its queries sees.
 struct Block { b: u32, h: u32, q0: u32, lo: u32, hi: u32, valid: bool }

@@ -17,7 +17,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let base = row * params.len;
     let mbase = params.mask_off + (row / params.rows_per_mask) * params.len;
 
-    var m = -3.4028235e38;
+    var m = -3.4028234e38; // -f32::MAX (see attention.wgsl's NEG)
     for (var i = li; i < params.len; i += WG) {
         var v = x[base + i];
         if (params.has_mask != 0u) { v += mask[mbase + i]; }
@@ -48,7 +48,7 @@ fn main_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (row >= params.rows) { return; }
     let base = row * params.len;
     let mbase = params.mask_off + (row / params.rows_per_mask) * params.len;
-    var m = -3.4028235e38;
+    var m = -3.4028234e38; // -f32::MAX (see attention.wgsl's NEG)
     for (var i = 0u; i < params.len; i++) {
         var v = x[base + i];
         if (params.has_mask != 0u) { v += mask[mbase + i]; }

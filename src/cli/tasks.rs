@@ -271,17 +271,7 @@ fn print_answers(id: &str, ans: &[QaAnswer], json: bool, top_k: usize) -> anyhow
 }
 
 fn parse_top_k(s: &str) -> anyhow::Result<TopK> {
-    match s {
-        "all" | "none" => Ok(TopK::All),
-        "1" => Ok(TopK::One),
-        n => {
-            let n: usize = n
-                .parse()
-                .with_context(|| format!("--top-k {n}: give a number or `all`"))?;
-            anyhow::ensure!(n > 0, "--top-k must be at least 1");
-            Ok(TopK::N(n))
-        }
-    }
+    TopK::parse(s).with_context(|| format!("--top-k {s}"))
 }
 
 fn text_inputs(

@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 /// Which graphics API to run on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum BackendChoice {
     /// The best adapter on any backend (GL only when nothing else exists).
@@ -51,10 +52,12 @@ impl BackendChoice {
 }
 
 /// Which kernel variants run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum KernelSet {
-    /// CPU-adapter variants on CPU adapters (lavapipe, SwiftShader), GPU variants elsewhere.
+    /// CPU-adapter variants on native CPU adapters (lavapipe), GPU variants elsewhere (in
+    /// browsers too, SwiftShader included).
     #[default]
     Auto,
     /// Workgroup-memory tiles and barriers: the variants real GPUs run.
@@ -64,7 +67,8 @@ pub enum KernelSet {
 }
 
 /// Which matmul kernel runs where the f16 path allows tensor cores.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum MatmulChoice {
     /// Cooperative matrices where the adapter has a usable configuration, else portable.
@@ -77,7 +81,8 @@ pub enum MatmulChoice {
 }
 
 /// The arithmetic models run in.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f16 on GPUs with SHADER_F16, f32 on CPU adapters (where f16 brings nothing).
@@ -223,6 +228,7 @@ fn limits_report(l: &wgpu::Limits) -> LimitsReport {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn report(index: usize, a: &wgpu::Adapter) -> AdapterReport {
     let info = a.get_info();
     AdapterReport {
@@ -245,8 +251,11 @@ fn instance(backend: BackendChoice) -> wgpu::Instance {
     wgpu::Instance::new(desc)
 }
 
-fn enumerate(backend: BackendChoice) -> Vec<wgpu::Adapter> {
-    let mut v = pollster::block_on(instance(backend).enumerate_adapters(backend.backends()));
+async fn enumerate(backend: BackendChoice) -> Vec<wgpu::Adapter> {
+    // On the web this is the one adapter `navigator.gpu.requestAdapter()` gives.
+    let mut v = instance(backend)
+        .enumerate_adapters(backend.backends())
+        .await;
     // Stable order: best first, so index 0 is what `auto` picks.
     v.sort_by_key(rank);
     v
@@ -267,8 +276,9 @@ fn rank(a: &wgpu::Adapter) -> (u8, u8) {
 }
 
 /// Every adapter wgpu can see on the chosen backend(s), best first.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn list_adapters(backend: BackendChoice) -> Vec<AdapterReport> {
-    enumerate(backend)
+    pollster::block_on(enumerate(backend))
         .iter()
         .enumerate()
         .map(|(i, a)| report(i, a))
@@ -291,23 +301,40 @@ pub struct Gpu {
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
+    /// Kernel compilations whose validation a browser answers later: awaited before any result
+    /// is read back, so a kernel that failed to compile never yields numbers.
+    #[cfg(target_arch = "wasm32")]
+    pending: Mutex<Vec<(String, PendingScope)>>,
 }
+
+#[cfg(target_arch = "wasm32")]
+type PendingScope = std::pin::Pin<Box<dyn std::future::Future<Output = Option<wgpu::Error>>>>;
 
 impl Gpu {
     /// Picks an adapter per `opts` and opens a device on it with every wanted feature it has.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn new(opts: &GpuOptions) -> Result<Gpu> {
-        let adapters = enumerate(opts.backend);
+        pollster::block_on(Self::new_async(opts))
+    }
+
+    /// As [`new`](Self::new), awaiting the adapter and device (the only way in a browser).
+    pub async fn new_async(opts: &GpuOptions) -> Result<Gpu> {
+        let adapters = enumerate(opts.backend).await;
         if adapters.is_empty() {
-            return Err(Error::Gpu(opts.backend.missing_hint().into()));
+            return Err(Error::Gpu(if cfg!(target_arch = "wasm32") {
+                "no WebGPU adapter: this browser exposes navigator.gpu but gave no adapter (enable WebGPU / hardware acceleration, or try another browser)".into()
+            } else {
+                opts.backend.missing_hint().into()
+            }));
         }
         let adapter = match &opts.adapter {
             None => adapters.into_iter().next().unwrap(),
             Some(sel) => pick(adapters, sel)?,
         };
-        Self::from_adapter(adapter, opts)
+        Self::from_adapter(adapter, opts).await
     }
 
-    fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
+    async fn from_adapter(adapter: wgpu::Adapter, opts: &GpuOptions) -> Result<Gpu> {
         let info = adapter.get_info();
         let have = adapter.features();
         let mut want = WANTED
@@ -345,24 +372,27 @@ impl Gpu {
                 limits.max_compute_workgroup_storage_size
             )));
         }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("wgformer"),
-            required_features,
-            required_limits: limits.clone(),
-            experimental_features: if coop.is_some() {
-                // SAFETY: wgpu marks cooperative matrices experimental because its validation of
-                // them is incomplete. Our only use is the matmul kernel, whose loads and stores
-                // stay inside workgroup arrays sized for the tile (bounds are handled when tiles
-                // are staged from storage), and every configuration it uses is one the adapter
-                // lists in `cooperative_matrix_properties`.
-                unsafe { wgpu::ExperimentalFeatures::enabled() }
-            } else {
-                wgpu::ExperimentalFeatures::disabled()
-            },
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::Gpu(format!("could not open a device on `{}`: {e}", info.name)))?;
+        // The adapter's own limits, not wgpu's defaults: WebGPU gives only what is requested.
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wgformer"),
+                required_features,
+                required_limits: limits.clone(),
+                experimental_features: if coop.is_some() {
+                    // SAFETY: wgpu marks cooperative matrices experimental because its validation of
+                    // them is incomplete. Our only use is the matmul kernel, whose loads and stores
+                    // stay inside workgroup arrays sized for the tile (bounds are handled when tiles
+                    // are staged from storage), and every configuration it uses is one the adapter
+                    // lists in `cooperative_matrix_properties`.
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("could not open a device on `{}`: {e}", info.name)))?;
 
         let precision = match opts.precision {
             Precision::Auto
@@ -390,7 +420,12 @@ impl Gpu {
             device,
             queue,
             cpu_kernels: match opts.kernels {
-                KernelSet::Auto => info.device_type == wgpu::DeviceType::Cpu,
+                // Not in browsers: on Chromium's SwiftShader the CPU-adapter variants (tuned for
+                // lavapipe) never finished a tiny model's forward, the GPU ones take 2 s.
+                KernelSet::Auto => {
+                    info.device_type == wgpu::DeviceType::Cpu
+                        && info.backend != wgpu::Backend::BrowserWebGpu
+                }
                 KernelSet::Gpu => false,
                 KernelSet::Cpu => true,
             },
@@ -400,6 +435,8 @@ impl Gpu {
             pipelines: Mutex::default(),
             errors,
             lost,
+            #[cfg(target_arch = "wasm32")]
+            pending: Mutex::default(),
         })
     }
 
@@ -516,15 +553,42 @@ impl Gpu {
                 compilation_options: Default::default(),
                 cache: None,
             });
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!("kernel `{key}` failed to compile: {e}")));
         }
+        // A browser cannot wait here: the run that uses the kernel awaits the answer (see
+        // `compiled`) before it reads anything back.
+        #[cfg(target_arch = "wasm32")]
+        self.pending
+            .lock()
+            .unwrap()
+            .push((key.to_string(), Box::pin(scope.pop())));
         let p = Arc::new(p);
         self.pipelines
             .lock()
             .unwrap()
             .insert(key.to_string(), p.clone());
         Ok(p)
+    }
+
+    /// Awaits the validation of every kernel compiled since the last call: the first failure
+    /// names its kernel.
+    #[cfg(target_arch = "wasm32")]
+    async fn compiled(&self) -> Result<()> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let mut failed = vec![];
+        for (key, scope) in pending {
+            if let Some(e) = scope.await {
+                failed.push(format!("kernel `{key}` failed to compile: {e}"));
+            }
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        // The invalid pipelines stay cached: the device is no use for this model any more.
+        self.errors.lock().unwrap().clear();
+        Err(Error::Gpu(failed.join("; ")))
     }
 
     /// Errors the device reported since the last check, or a lost device, as one [`Error`].
@@ -555,6 +619,7 @@ impl Gpu {
     }
 
     /// Copies `size` bytes of `src` (which needs COPY_SRC) back to the host.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn read_buffer(&self, src: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -569,14 +634,25 @@ impl Gpu {
     }
 
     /// Maps a MAP_READ buffer, waits, and returns its bytes.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn map_read(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        pollster::block_on(self.map_read_async(staging))
+    }
+
+    /// Maps a MAP_READ buffer and returns its bytes once the GPU has written them. Natively the
+    /// device is polled to completion first; in a browser the map resolves by itself.
+    pub async fn map_read_async(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
         let slice = staging.slice(..);
-        let (tx, rx) = std::sync::mpsc::channel();
+        let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
         self.wait()?;
-        rx.recv()
+        let mapped = rx.await;
+        #[cfg(target_arch = "wasm32")]
+        self.compiled().await?;
+        self.check()?;
+        mapped
             .map_err(|_| Error::Gpu("buffer map callback never ran".into()))?
             .map_err(|e| Error::Gpu(format!("could not read GPU buffer: {e}")))?;
         let out = slice
@@ -621,6 +697,7 @@ fn pick(adapters: Vec<wgpu::Adapter>, sel: &str) -> Result<wgpu::Adapter> {
 /// `WGFORMER_TEST_BACKEND` (default `vulkan`, which lavapipe provides on machines without a GPU),
 /// and a missing adapter fails the test with the fix instead of skipping it.
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| open_test_gpu(GpuOptions::default()))
@@ -628,6 +705,7 @@ pub fn test_gpu() -> &'static Arc<Gpu> {
 
 /// A second test device without SHADER_F16, so the packed-f16 kernel variants are tested too.
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu_packed_f16() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| {
@@ -640,6 +718,7 @@ pub fn test_gpu_packed_f16() -> &'static Arc<Gpu> {
 
 /// The test adapter in f16 precision (cooperative-matrix matmuls where it has them).
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu_f16() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| {
@@ -653,6 +732,7 @@ pub fn test_gpu_f16() -> &'static Arc<Gpu> {
 /// The test adapter with the GPU kernel variants forced: what real GPUs run, tested on any
 /// adapter (lavapipe in CI).
 #[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
 pub fn test_gpu_gpu_kernels() -> &'static Arc<Gpu> {
     static GPU: std::sync::OnceLock<Arc<Gpu>> = std::sync::OnceLock::new();
     GPU.get_or_init(|| {
@@ -663,6 +743,7 @@ pub fn test_gpu_gpu_kernels() -> &'static Arc<Gpu> {
     })
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
     let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
     let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)

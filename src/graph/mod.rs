@@ -208,8 +208,14 @@ impl Graph {
     /// Writes `inputs` (every input tensor, exactly its size in bytes), runs every node in one
     /// submit and reads the outputs back. Safe to call from many threads: runs of one graph
     /// take turns (see [`lock`](Self::lock)).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
-        self.lock().run(gpu, inputs)
+        pollster::block_on(self.run_async(gpu, inputs))
+    }
+
+    /// As [`run`](Self::run), awaiting the readback instead of blocking on it.
+    pub async fn run_async(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
+        self.lock().run_async(gpu, inputs).await
     }
 
     /// Exclusive use of this graph's buffers until the guard drops, for callers that drive a run
@@ -246,13 +252,19 @@ impl<'g> GraphRun<'g> {
     }
 
     /// As [`Graph::run`], under this guard.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn run(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
+        pollster::block_on(self.run_async(gpu, inputs))
+    }
+
+    /// As [`Graph::run_async`], under this guard.
+    pub async fn run_async(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
         let written = self.write_inputs(gpu, inputs)?;
         let mut enc = gpu.device.create_command_encoder(&Default::default());
         self.encode(&mut enc, None);
         self.encode_readback(&mut enc);
         gpu.queue.submit([enc.finish()]);
-        let out = self.finish(gpu)?;
+        let out = self.finish_async(gpu).await?;
         self.count_profiled_run(written);
         Ok(out)
     }
@@ -338,12 +350,18 @@ impl<'g> GraphRun<'g> {
         }
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn finish(&self, gpu: &Gpu) -> Result<Outputs> {
+        pollster::block_on(self.finish_async(gpu))
+    }
+
+    /// Waits for the submitted run and reads its outputs back.
+    pub async fn finish_async(&self, gpu: &Gpu) -> Result<Outputs> {
         if self.graph.outputs.is_empty() {
             gpu.wait()?;
             return Ok(Outputs { data: vec![] });
         }
-        let all = gpu.map_read(&self.graph.staging)?;
+        let all = gpu.map_read_async(&self.graph.staging).await?;
         let data = self
             .graph
             .outputs

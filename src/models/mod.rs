@@ -18,6 +18,7 @@ pub mod deberta_v2;
 pub mod distilbert;
 pub mod electra;
 pub mod encoder;
+pub mod files;
 pub mod modernbert;
 pub mod mpnet;
 pub mod roberta;
@@ -121,6 +122,7 @@ const GRAPH_CACHE: usize = 12;
 
 impl Model {
     /// Loads `dir` (config.json + model.safetensors), checking every tensor before uploading.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Model> {
         if !dir.is_dir() {
             return Err(Error::model(
@@ -211,25 +213,47 @@ impl Model {
 
     /// Runs the model on `rows` (padded to a common bucketed length inside) and reads back the
     /// head's logits; [`Output::last_hidden`] is filled only for a model without a head.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward(&self, rows: &[Sequence]) -> Result<Output> {
-        self.run(rows, Readback::Head)
+        self.forward_reading(rows, Readback::Head)
     }
 
     /// Runs the model and reads back what `readback` names.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_reading(&self, rows: &[Sequence], readback: Readback) -> Result<Output> {
-        self.run(rows, readback)
+        pollster::block_on(self.forward_reading_async(rows, readback))
+    }
+
+    /// As [`forward_reading`](Self::forward_reading), awaiting the GPU (the browser's way).
+    pub async fn forward_reading_async(
+        &self,
+        rows: &[Sequence],
+        readback: Readback,
+    ) -> Result<Output> {
+        self.run_selecting(rows, readback, &[]).await
     }
 
     /// As [`forward`](Self::forward), also returning every layer's hidden states.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_with_hidden(&self, rows: &[Sequence]) -> Result<Output> {
-        self.run(rows, Readback::AllHidden)
+        self.forward_reading(rows, Readback::AllHidden)
     }
 
     /// Runs the model and applies a per-token head (masked LM, token classification, QA) only
     /// to the tokens `select` names as `(row, position)`: [`Output::logits`] then holds one
     /// entry per selected token, in that order. A fill-mask call computes and reads back the
     /// vocabulary logits of its mask tokens only.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn forward_selected(&self, rows: &[Sequence], select: &[(usize, usize)]) -> Result<Output> {
+        pollster::block_on(self.forward_selected_async(rows, select))
+    }
+
+    /// As [`forward_selected`](Self::forward_selected), awaiting the GPU.
+    pub async fn forward_selected_async(
+        &self,
+        rows: &[Sequence],
+        select: &[(usize, usize)],
+    ) -> Result<Output> {
         if select.is_empty() {
             return Err(Error::Input("no tokens selected".into()));
         }
@@ -242,7 +266,7 @@ impl Model {
                 )));
             }
         }
-        self.run_selecting(rows, Readback::Head, select)
+        self.run_selecting(rows, Readback::Head, select).await
     }
 
     /// Selected-token counts are bucketed like sequence lengths so graphs are shared.
@@ -353,11 +377,7 @@ impl Model {
         Ok(longest)
     }
 
-    fn run(&self, rows: &[Sequence], readback: Readback) -> Result<Output> {
-        self.run_selecting(rows, readback, &[])
-    }
-
-    fn run_selecting(
+    async fn run_selecting(
         &self,
         rows: &[Sequence],
         readback: Readback,
@@ -370,7 +390,7 @@ impl Model {
         let c = self.graph(batch, seq, readback, picked)?;
         let inputs = self.inputs(&c.io, rows, seq, select);
         let slices: Vec<_> = inputs.iter().map(|(t, b)| (*t, b.as_slice())).collect();
-        let out = c.graph.run(&self.gpu, &slices)?;
+        let out = c.graph.run_async(&self.gpu, &slices).await?;
         let h = *c.graph.tensor(c.io.last_hidden).shape.last().unwrap();
         let lens: Vec<usize> = rows.iter().map(|r| r.ids.len()).collect();
         let unpad = |flat: &[f32], width: usize| -> Vec<Vec<f32>> {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Where the file's bytes live: mapped from disk, or owned (downloaded, fuzzed, embedded).
 enum Bytes {
+    #[cfg(not(target_arch = "wasm32"))]
     Mapped(memmap2::Mmap),
     Owned(Vec<u8>),
 }
@@ -17,6 +18,7 @@ impl std::ops::Deref for Bytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
+            #[cfg(not(target_arch = "wasm32"))]
             Bytes::Mapped(m) => m,
             Bytes::Owned(v) => v,
         }
@@ -76,6 +78,7 @@ impl HostTensor {
 
 impl Weights {
     /// Maps `dir/model.safetensors` and validates its header against the file size.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open(dir: &Path, prefixes: &[&str]) -> Result<Weights> {
         let path = dir.join("model.safetensors");
         if !path.exists() {

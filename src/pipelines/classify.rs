@@ -67,6 +67,21 @@ pub enum TopK {
     All,
 }
 
+impl TopK {
+    /// `1`, a larger number, or `all` (also `none`, transformers' spelling).
+    pub fn parse(s: &str) -> Result<TopK> {
+        match s {
+            "all" | "none" => Ok(TopK::All),
+            "1" => Ok(TopK::One),
+            n => match n.parse::<usize>() {
+                Ok(0) => Err(Error::Input("top-k must be at least 1".into())),
+                Ok(n) => Ok(TopK::N(n)),
+                Err(_) => Err(Error::Input(format!("top-k {n}: give a number or `all`"))),
+            },
+        }
+    }
+}
+
 /// One label and its score, serialised as transformers prints it: `{"label": ..., "score": ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LabelScore {
@@ -131,6 +146,22 @@ fn softmax(logits: &[f32]) -> Vec<f32> {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn top_k_parses_like_the_pipeline_argument() {
+        assert_eq!(TopK::parse("1").unwrap(), TopK::One);
+        assert_eq!(TopK::parse("3").unwrap(), TopK::N(3));
+        assert_eq!(TopK::parse("all").unwrap(), TopK::All);
+        assert_eq!(TopK::parse("none").unwrap(), TopK::All);
+        assert!(TopK::parse("0")
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1"));
+        assert!(TopK::parse("x")
+            .unwrap_err()
+            .to_string()
+            .contains("a number or `all`"));
+    }
 
     fn labels(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()

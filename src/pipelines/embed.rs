@@ -1,7 +1,7 @@
 //! Sentence embeddings the sentence-transformers way: pool a row's token vectors (mean, CLS or
 //! max over the real tokens), then optionally L2-normalise.
 
-use crate::pipelines::tokenize::read_json;
+use crate::models::files::ModelFiles;
 use std::path::Path;
 
 use serde_json::Value;
@@ -46,11 +46,16 @@ impl PoolingConfig {
     /// reproduce (Dense, ...) and pooling modes other than mean, CLS and max are errors rather than
     /// silently different embeddings.
     pub fn load(dir: &Path) -> Result<Self> {
-        let modules_path = dir.join("modules.json");
-        let Some(modules) = read_json(&modules_path)? else {
-            let pooling_cfg = dir.join("1_Pooling").join("config.json");
+        Self::from_files(&ModelFiles::dir(dir))
+    }
+
+    /// As [`load`](Self::load), from a folder on disk or its files in memory.
+    pub fn from_files(dir: &ModelFiles) -> Result<Self> {
+        let modules_path = dir.path("modules.json");
+        let Some(modules) = dir.read_json("modules.json")? else {
+            let pooling_cfg = dir.path("1_Pooling/config.json");
             return Ok(PoolingConfig {
-                pooling: match read_json(&pooling_cfg)? {
+                pooling: match dir.read_json("1_Pooling/config.json")? {
                     Some(cfg) => pooling_from_config(&pooling_cfg, &cfg)?,
                     None => Pooling::Mean,
                 },
@@ -75,10 +80,11 @@ impl PoolingConfig {
                 "Normalize" => normalize = true,
                 "Pooling" => {
                     let sub = m.get("path").and_then(Value::as_str).unwrap_or("1_Pooling");
-                    let cfg_path = dir.join(sub).join("config.json");
-                    let cfg = read_json(&cfg_path)?.ok_or_else(|| {
+                    let rel = format!("{}/config.json", sub.trim_end_matches('/'));
+                    let cfg_path = dir.path(&rel);
+                    let cfg = dir.read_json(&rel)?.ok_or_else(|| {
                         Error::model(
-                            dir,
+                            dir.root(),
                             format!(
                                 "modules.json lists a Pooling module but {} is missing; copy the \
                                  model's pooling folder too",
@@ -108,9 +114,9 @@ impl PoolingConfig {
 
 /// `max_seq_length` of `sentence_bert_config.json` (the truncation length sentence-transformers
 /// uses, e.g. 256 for all-MiniLM-L6-v2), or `None` when the file or the key is absent.
-pub fn sentence_max_seq_length(dir: &Path) -> Result<Option<usize>> {
-    let path = dir.join("sentence_bert_config.json");
-    let Some(cfg) = read_json(&path)? else {
+pub fn sentence_max_seq_length(dir: &ModelFiles) -> Result<Option<usize>> {
+    let path = dir.path("sentence_bert_config.json");
+    let Some(cfg) = dir.read_json("sentence_bert_config.json")? else {
         return Ok(None);
     };
     match cfg.get("max_seq_length") {
@@ -326,13 +332,16 @@ mod tests {
     #[test]
     fn sentence_max_seq_length_reads_config() {
         let d = tmp_dir("len");
-        assert_eq!(sentence_max_seq_length(&d).unwrap(), None);
+        assert_eq!(sentence_max_seq_length(&ModelFiles::dir(&d)).unwrap(), None);
         std::fs::write(
             d.join("sentence_bert_config.json"),
             r#"{"max_seq_length": 256, "do_lower_case": false}"#,
         )
         .unwrap();
-        assert_eq!(sentence_max_seq_length(&d).unwrap(), Some(256));
+        assert_eq!(
+            sentence_max_seq_length(&ModelFiles::dir(&d)).unwrap(),
+            Some(256)
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

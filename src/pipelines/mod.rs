@@ -14,8 +14,10 @@ pub mod token_classification;
 pub mod tokenize;
 pub mod zero_shot;
 
+#[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::Gpu;
 use crate::models::config::HeadKind;
+use crate::models::files::ModelFiles;
 use crate::models::{Model, Readback, Sequence};
 use crate::{Error, Result};
 use classify::{ClassifyFunction, LabelScore, TopK};
@@ -23,8 +25,8 @@ use embed::PoolingConfig;
 use fill_mask::{Fill, FillOutput};
 use input::{QaInput, TextInput};
 use qa::{QaAnswer, QaParams};
-use std::path::Path;
-use std::sync::Arc;
+#[cfg(not(target_arch = "wasm32"))]
+use std::{path::Path, sync::Arc};
 use token_classification::{Aggregation, Entity};
 use tokenize::{TextTokenizer, Truncation};
 use zero_shot::ZeroShotResult;
@@ -52,7 +54,19 @@ pub struct RowOutput {
 /// Runs `seqs` in batches of similar lengths (sorted, so little padding is computed) and returns
 /// the outputs in input order. `progress` is told how many rows are done after each batch.
 /// `readback` says whether the last hidden state is needed besides the logits.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn forward_all(
+    model: &Model,
+    seqs: &[Sequence],
+    batch: usize,
+    readback: Readback,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<RowOutput>> {
+    pollster::block_on(forward_all_async(model, seqs, batch, readback, progress))
+}
+
+/// As [`forward_all`], awaiting the GPU (the browser's way; every task is built on this).
+pub async fn forward_all_async(
     model: &Model,
     seqs: &[Sequence],
     batch: usize,
@@ -75,7 +89,7 @@ pub fn forward_all(
             end += 1;
         }
         let rows: Vec<Sequence> = order[start..end].iter().map(|&i| seqs[i].clone()).collect();
-        let o = model.forward_reading(&rows, readback)?;
+        let o = model.forward_reading_async(&rows, readback).await?;
         for (k, (logits, hidden)) in o.logits.into_iter().zip(o.last_hidden).enumerate() {
             out[order[start + k]] = Some(RowOutput {
                 logits,
@@ -92,7 +106,21 @@ pub fn forward_all(
 /// As [`forward_all`], with a per-token head applied only at `positions[i]` of `seqs[i]` (see
 /// [`Model::forward_selected`]): per sequence, one logits vector per position, in order. A
 /// sequence without positions is not run.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn forward_all_selected(
+    model: &Model,
+    seqs: &[Sequence],
+    positions: &[Vec<usize>],
+    batch: usize,
+    progress: &dyn Fn(usize),
+) -> Result<Vec<Vec<Vec<f32>>>> {
+    pollster::block_on(forward_all_selected_async(
+        model, seqs, positions, batch, progress,
+    ))
+}
+
+/// As [`forward_all_selected`], awaiting the GPU.
+pub async fn forward_all_selected_async(
     model: &Model,
     seqs: &[Sequence],
     positions: &[Vec<usize>],
@@ -121,7 +149,11 @@ pub fn forward_all_selected(
             .enumerate()
             .flat_map(|(r, &i)| positions[i].iter().map(move |&t| (r, t)))
             .collect();
-        let mut logits = model.forward_selected(&rows, &select)?.logits.into_iter();
+        let mut logits = model
+            .forward_selected_async(&rows, &select)
+            .await?
+            .logits
+            .into_iter();
         for &i in &order[start..end] {
             out[i] = logits.by_ref().take(positions[i].len()).collect();
         }
@@ -132,6 +164,7 @@ pub fn forward_all_selected(
     Ok(out)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn load_pair(dir: &Path, gpu: &Arc<Gpu>) -> Result<(Model, TextTokenizer)> {
     let tokenizer = TextTokenizer::load(dir)?;
     let model = Model::load(dir, gpu)?;
@@ -177,12 +210,22 @@ pub struct Classifier {
 
 impl Classifier {
     /// Loads a `*ForSequenceClassification` folder; `function` overrides the config's choice.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>, function: Option<ClassifyFunction>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
+        Self::new(model, tokenizer, function)
+    }
+
+    /// A classifier over a loaded model and tokenizer (from disk or memory).
+    pub fn new(
+        model: Model,
+        tokenizer: TextTokenizer,
+        function: Option<ClassifyFunction>,
+    ) -> Result<Self> {
         let c = &model.config;
         if c.head != HeadKind::SequenceClassification {
             return Err(Error::model(
-                dir,
+                &model.dir,
                 format!(
                     "`{}` has no sequence-classification head; use a *ForSequenceClassification model",
                     c.architecture
@@ -200,7 +243,19 @@ impl Classifier {
 
     /// Tokenizes (truncating like `truncation=True`), runs and post-processes every input; an
     /// input that cannot be tokenized gets its own error and the others still run.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn classify(
+        &self,
+        inputs: &[TextInput],
+        top_k: TopK,
+        batch: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Result<Vec<LabelScore>>>> {
+        pollster::block_on(self.classify_async(inputs, top_k, batch, progress))
+    }
+
+    /// As [`classify`](Self::classify), awaiting the GPU.
+    pub async fn classify_async(
         &self,
         inputs: &[TextInput],
         top_k: TopK,
@@ -209,7 +264,9 @@ impl Classifier {
     ) -> Result<Vec<Result<Vec<LabelScore>>>> {
         let max = max_len(&self.model, &self.tokenizer);
         let (encoded, ok) = encode_texts(&self.tokenizer, inputs, max);
-        let mut outs = forward_all(&self.model, &ok, batch, Readback::Head, progress)?.into_iter();
+        let mut outs = forward_all_async(&self.model, &ok, batch, Readback::Head, progress)
+            .await?
+            .into_iter();
         let labels = &self.model.config.id2label;
         Ok(encoded
             .into_iter()
@@ -233,11 +290,18 @@ pub struct Embedder {
 }
 
 impl Embedder {
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
-        let pooling = PoolingConfig::load(dir)?;
+        Self::new(model, tokenizer, &ModelFiles::dir(dir))
+    }
+
+    /// An embedder over a loaded model and tokenizer; `files` give the sentence-transformers
+    /// pooling and length settings.
+    pub fn new(model: Model, tokenizer: TextTokenizer, files: &ModelFiles) -> Result<Self> {
+        let pooling = PoolingConfig::from_files(files)?;
         let cap = max_len(&model, &tokenizer);
-        let max_len = embed::sentence_max_seq_length(dir)?.map_or(cap, |m| m.min(cap));
+        let max_len = embed::sentence_max_seq_length(files)?.map_or(cap, |m| m.min(cap));
         Ok(Embedder {
             model,
             tokenizer,
@@ -246,7 +310,18 @@ impl Embedder {
         })
     }
 
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn embed(
+        &self,
+        inputs: &[TextInput],
+        batch: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Result<Vec<f32>>>> {
+        pollster::block_on(self.embed_async(inputs, batch, progress))
+    }
+
+    /// As [`embed`](Self::embed), awaiting the GPU.
+    pub async fn embed_async(
         &self,
         inputs: &[TextInput],
         batch: usize,
@@ -254,7 +329,8 @@ impl Embedder {
     ) -> Result<Vec<Result<Vec<f32>>>> {
         let (encoded, ok) = encode_texts(&self.tokenizer, inputs, self.max_len);
         let lens: Vec<usize> = ok.iter().map(|s| s.ids.len()).collect();
-        let outs = forward_all(&self.model, &ok, batch, Readback::LastHidden, progress)?;
+        let outs =
+            forward_all_async(&self.model, &ok, batch, Readback::LastHidden, progress).await?;
         let dim = self.model.config.hidden_size;
         let mut pooled = outs
             .iter()
@@ -275,11 +351,17 @@ pub struct QuestionAnswerer {
 
 impl QuestionAnswerer {
     /// Loads a `*ForQuestionAnswering` folder.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
+        Self::new(model, tokenizer)
+    }
+
+    /// A question answerer over a loaded model and tokenizer.
+    pub fn new(model: Model, tokenizer: TextTokenizer) -> Result<Self> {
         if model.config.head != HeadKind::QuestionAnswering {
             return Err(Error::model(
-                dir,
+                &model.dir,
                 format!(
                     "`{}` has no question-answering head; use a *ForQuestionAnswering model",
                     model.config.architecture
@@ -291,7 +373,19 @@ impl QuestionAnswerer {
 
     /// Answers every input. Each question's windows run in the same batches as the others';
     /// an input that fails (empty question...) gets its own error.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn answer(
+        &self,
+        inputs: &[QaInput],
+        params: &QaParams,
+        batch: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Result<Vec<QaAnswer>>>> {
+        pollster::block_on(self.answer_async(inputs, params, batch, progress))
+    }
+
+    /// As [`answer`](Self::answer), awaiting the GPU.
+    pub async fn answer_async(
         &self,
         inputs: &[QaInput],
         params: &QaParams,
@@ -317,9 +411,10 @@ impl QuestionAnswerer {
         // Progress in questions, not windows.
         let total_windows = seqs.len().max(1);
         let n = inputs.len();
-        let outs = forward_all(&self.model, &seqs, batch, Readback::Head, &|w| {
+        let outs = forward_all_async(&self.model, &seqs, batch, Readback::Head, &|w| {
             progress(w * n / total_windows)
-        })?;
+        })
+        .await?;
         let mut outs = outs.into_iter();
         Ok(feats
             .into_iter()
@@ -338,6 +433,7 @@ impl QuestionAnswerer {
 }
 
 /// A loaded model must carry `head` for a task; the error names what to use instead.
+#[cfg(not(target_arch = "wasm32"))]
 fn require_head(model: &Model, dir: &Path, head: HeadKind, what: &str) -> Result<()> {
     if model.config.head != head {
         return Err(Error::model(
@@ -358,6 +454,7 @@ fn require_head(model: &Model, dir: &Path, head: HeadKind, what: &str) -> Result
     Ok(())
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn display_arch(a: &str) -> &str {
     if a.is_empty() {
         "(no architecture: a base model)"
@@ -374,6 +471,7 @@ pub struct TokenClassifier {
 
 impl TokenClassifier {
     /// Loads a `*ForTokenClassification` folder.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
         require_head(
@@ -387,6 +485,7 @@ impl TokenClassifier {
 
     /// Labels every text (truncated like `truncation=True`), with `aggregation` and the
     /// pipeline's default ignored label `O`; a text that cannot be tokenized gets its own error.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn classify(
         &self,
         texts: &[String],
@@ -398,7 +497,26 @@ impl TokenClassifier {
     }
 
     /// As [`classify`](Self::classify) with another list of ignored labels (`ignore_labels`).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn classify_ignoring(
+        &self,
+        texts: &[String],
+        aggregation: Aggregation,
+        ignore: &[String],
+        batch: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Result<Vec<Entity>>>> {
+        pollster::block_on(self.classify_ignoring_async(
+            texts,
+            aggregation,
+            ignore,
+            batch,
+            progress,
+        ))
+    }
+
+    /// As [`classify_ignoring`](Self::classify_ignoring), awaiting the GPU.
+    pub async fn classify_ignoring_async(
         &self,
         texts: &[String],
         aggregation: Aggregation,
@@ -424,8 +542,9 @@ impl TokenClassifier {
                 }
             })
             .collect();
-        let mut outs =
-            forward_all(&self.model, &seqs, batch, Readback::Head, progress)?.into_iter();
+        let mut outs = forward_all_async(&self.model, &seqs, batch, Readback::Head, progress)
+            .await?
+            .into_iter();
         let tok = &self.tokenizer;
         let to_string = |t: &[String]| tok.tokens_to_string(t);
         let info = token_classification::TokenizerInfo {
@@ -481,6 +600,7 @@ pub struct FillMasker {
 
 impl FillMasker {
     /// Loads a `*ForMaskedLM` folder whose tokenizer has a mask token.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
         require_head(&model, dir, HeadKind::MaskedLm, "masked-LM")?;
@@ -518,7 +638,20 @@ impl FillMasker {
     /// targets), over the whole vocabulary or `targets`. Texts are not truncated (transformers
     /// does not truncate fill-mask inputs); a text without a mask, or longer than the model
     /// takes, gets its own error.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn fill(
+        &self,
+        texts: &[String],
+        top_k: usize,
+        targets: Option<&[String]>,
+        batch: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Result<FillOutput>>> {
+        pollster::block_on(self.fill_async(texts, top_k, targets, batch, progress))
+    }
+
+    /// As [`fill`](Self::fill), awaiting the GPU.
+    pub async fn fill_async(
         &self,
         texts: &[String],
         top_k: usize,
@@ -556,8 +689,9 @@ impl FillMasker {
             .filter_map(|p| p.as_ref().ok())
             .cloned()
             .unzip();
-        let mut outs =
-            forward_all_selected(&self.model, &seqs, &positions, batch, progress)?.into_iter();
+        let mut outs = forward_all_selected_async(&self.model, &seqs, &positions, batch, progress)
+            .await?
+            .into_iter();
         let pad = self.tokenizer.special().pad.as_ref().map(|p| p.1);
         prepared
             .into_iter()
@@ -608,6 +742,7 @@ pub struct ZeroShotClassifier {
 
 impl ZeroShotClassifier {
     /// Loads a `*ForSequenceClassification` NLI folder.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
         require_head(
@@ -629,7 +764,28 @@ impl ZeroShotClassifier {
 
     /// Classifies every text against `labels`: one (text, hypothesis) pair per label, the text
     /// truncated `only_first` to the model's length. An empty text gets transformers' refusal.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn classify(
+        &self,
+        texts: &[String],
+        labels: &[String],
+        hypothesis_template: &str,
+        multi_label: bool,
+        batch: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Result<ZeroShotResult>>> {
+        pollster::block_on(self.classify_async(
+            texts,
+            labels,
+            hypothesis_template,
+            multi_label,
+            batch,
+            progress,
+        ))
+    }
+
+    /// As [`classify`](Self::classify), awaiting the GPU.
+    pub async fn classify_async(
         &self,
         texts: &[String],
         labels: &[String],
@@ -666,9 +822,10 @@ impl ZeroShotClassifier {
             .cloned()
             .collect();
         let n = labels.len().max(1);
-        let outs = forward_all(&self.model, &seqs, batch, Readback::Head, &|r| {
+        let outs = forward_all_async(&self.model, &seqs, batch, Readback::Head, &|r| {
             progress(r / n)
-        })?;
+        })
+        .await?;
         let mut outs = outs.into_iter();
         Ok(texts
             .iter()
@@ -710,6 +867,7 @@ pub struct Reranker {
 
 impl Reranker {
     /// Loads a `*ForSequenceClassification` folder with one label.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let classifier = Classifier::load(dir, gpu, None)?;
         let n = classifier.model.config.num_labels();
@@ -726,7 +884,20 @@ impl Reranker {
     }
 
     /// The score of every document for `query`, in input order (`raw_scores`: the logit).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn scores(
+        &self,
+        query: &str,
+        docs: &[String],
+        raw_scores: bool,
+        batch: usize,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<Result<f64>>> {
+        pollster::block_on(self.scores_async(query, docs, raw_scores, batch, progress))
+    }
+
+    /// As [`scores`](Self::scores), awaiting the GPU.
+    pub async fn scores_async(
         &self,
         query: &str,
         docs: &[String],
@@ -744,7 +915,9 @@ impl Reranker {
         let c = &self.classifier;
         let max = max_len(&c.model, &c.tokenizer);
         let (encoded, ok) = encode_texts(&c.tokenizer, &inputs, max);
-        let mut outs = forward_all(&c.model, &ok, batch, Readback::Head, progress)?.into_iter();
+        let mut outs = forward_all_async(&c.model, &ok, batch, Readback::Head, progress)
+            .await?
+            .into_iter();
         let f = if raw_scores {
             ClassifyFunction::None
         } else {

@@ -14,6 +14,7 @@ use tokenizers::utils::truncation::{
     truncate_encodings, TruncationDirection, TruncationParams, TruncationStrategy,
 };
 
+use crate::models::files::ModelFiles;
 use crate::{Error, Result};
 
 /// Below this a `model_max_length` is taken as real; transformers writes `int(1e30)`
@@ -93,15 +94,20 @@ impl TextTokenizer {
     /// positions RoBERTa-style models reserve); else 512. Where transformers would not truncate at
     /// all (sentinel), capping at the position table is the only length the model can run.
     pub fn load(dir: &Path) -> Result<Self> {
-        let path = dir.join("tokenizer.json");
-        if !path.is_file() {
+        Self::from_files(&ModelFiles::dir(dir))
+    }
+
+    /// As [`load`](Self::load), from a folder on disk or its files in memory.
+    pub fn from_files(dir: &ModelFiles) -> Result<Self> {
+        let Some(bytes) = dir.read("tokenizer.json")? else {
             return Err(Error::model(
-                dir,
+                dir.root(),
                 "no tokenizer.json: wgformer needs the fast tokenizer file; create it in Python with \
                  `AutoTokenizer.from_pretrained(DIR).save_pretrained(DIR)` (a fast tokenizer writes tokenizer.json)",
             ));
-        }
-        let mut tok = Tokenizer::from_file(&path)
+        };
+        let path = dir.path("tokenizer.json");
+        let mut tok = Tokenizer::from_bytes(&bytes)
             .map_err(|e| Error::model(&path, format!("cannot parse tokenizer.json: {e}")))?;
         tok.with_truncation(None)
             .map_err(|e| Error::Tokenizer(format!("cannot disable truncation: {e}")))?;
@@ -387,9 +393,9 @@ fn token_entry(v: &serde_json::Value) -> Option<String> {
 /// The mask, unknown and padding tokens (from `tokenizer_config.json`, else
 /// `special_tokens_map.json`, else the usual `[MASK]`/`<mask>`... names when the vocabulary has
 /// them) and `clean_up_tokenization_spaces`.
-fn tokenizer_config_special(dir: &Path, tok: &Tokenizer) -> Result<(SpecialTokens, bool)> {
-    let cfg = read_json(&dir.join("tokenizer_config.json"))?;
-    let map = read_json(&dir.join("special_tokens_map.json"))?;
+fn tokenizer_config_special(dir: &ModelFiles, tok: &Tokenizer) -> Result<(SpecialTokens, bool)> {
+    let cfg = dir.read_json("tokenizer_config.json")?;
+    let map = dir.read_json("special_tokens_map.json")?;
     let role = |key: &str, fallback: &[&str]| -> Option<(String, u32)> {
         let named = [&cfg, &map]
             .into_iter()
@@ -413,22 +419,10 @@ fn tokenizer_config_special(dir: &Path, tok: &Tokenizer) -> Result<(SpecialToken
     Ok((special, clean))
 }
 
-/// An optional JSON file of a model folder: `None` when absent, an error naming it when invalid.
-pub(crate) fn read_json(path: &Path) -> Result<Option<serde_json::Value>> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|e| Error::model(path, format!("not valid JSON: {e}")))
-}
-
 /// `model_max_length` from `tokenizer_config.json`, `None` when absent, null or the sentinel.
-fn tokenizer_config_max_length(dir: &Path) -> Result<Option<usize>> {
-    let path = dir.join("tokenizer_config.json");
-    let Some(cfg) = read_json(&path)? else {
+fn tokenizer_config_max_length(dir: &ModelFiles) -> Result<Option<usize>> {
+    let path = dir.path("tokenizer_config.json");
+    let Some(cfg) = dir.read_json("tokenizer_config.json")? else {
         return Ok(None);
     };
     let Some(v) = cfg.get("model_max_length").filter(|v| !v.is_null()) else {
@@ -457,8 +451,8 @@ fn tokenizer_config_max_length(dir: &Path) -> Result<Option<usize>> {
 /// `tokenizer_config.json` when given; else not for the generic fast class
 /// (`PreTrainedTokenizerFast` / `TokenizersBackend`, whose transformers 5 default is
 /// `["input_ids", "attention_mask"]`), else yes (the model-specific classes of the BERT family).
-fn tokenizer_config_type_ids(dir: &Path) -> Result<bool> {
-    let Some(cfg) = read_json(&dir.join("tokenizer_config.json"))? else {
+fn tokenizer_config_type_ids(dir: &ModelFiles) -> Result<bool> {
+    let Some(cfg) = dir.read_json("tokenizer_config.json")? else {
         return Ok(true);
     };
     if let Some(names) = cfg.get("model_input_names").and_then(|v| v.as_array()) {
@@ -472,8 +466,8 @@ fn tokenizer_config_type_ids(dir: &Path) -> Result<bool> {
 }
 
 /// The input length the position table of `config.json` allows, if it says.
-fn config_max_positions(dir: &Path) -> Result<Option<usize>> {
-    let Some(cfg) = read_json(&dir.join("config.json"))? else {
+fn config_max_positions(dir: &ModelFiles) -> Result<Option<usize>> {
+    let Some(cfg) = dir.read_json("config.json")? else {
         return Ok(None);
     };
     let Some(positions) = cfg.get("max_position_embeddings").and_then(|v| v.as_u64()) else {
@@ -549,6 +543,36 @@ mod tests {
         assert_eq!(truncated, 7);
     }
 
+    /// The browser's way in: a folder's files held in memory tokenize exactly like the folder
+    /// (Hugging Face's ids, the same length limit read from tokenizer_config.json/config.json).
+    #[test]
+    fn files_in_memory_tokenize_like_the_folder() {
+        let dir = shared().join("fixtures/tiny");
+        for r in jsonl(&dir.join("tiny-pipeline.hf.jsonl")) {
+            let model = r["model"].as_str().unwrap();
+            let files = std::fs::read_dir(dir.join(model))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.is_file())
+                .map(|p| {
+                    let name = p.file_name().unwrap().to_str().unwrap().to_string();
+                    (name, std::fs::read(&p).unwrap())
+                });
+            let tok = TextTokenizer::from_files(&ModelFiles::memory(model, files)).unwrap();
+            assert_eq!(tok.model_max_length(), 64, "{model}");
+            let got = tok
+                .encode(r["text"].as_str().unwrap(), r["text_pair"].as_str(), None)
+                .unwrap();
+            assert_eq!(got.ids, ids(&r["input_ids"]), "{model}");
+        }
+        let none = ModelFiles::memory("https://example.org/m", std::iter::empty());
+        let e = TextTokenizer::from_files(&none).err().unwrap().to_string();
+        assert!(
+            e.contains("https://example.org/m") && e.contains("no tokenizer.json"),
+            "{e}"
+        );
+    }
+
     /// A pair truncated `longest_first` keeps both texts, trimming the longer one first.
     #[test]
     fn pair_truncation_is_longest_first() {
@@ -615,7 +639,7 @@ mod tests {
             (crate::pipelines::embed::Pooling::Mean, true)
         );
         assert_eq!(
-            crate::pipelines::embed::sentence_max_seq_length(&dir).unwrap(),
+            crate::pipelines::embed::sentence_max_seq_length(&ModelFiles::dir(&dir)).unwrap(),
             Some(256)
         );
     }
@@ -736,8 +760,14 @@ mod tests {
             r#"{"model_type": "xlm-roberta", "max_position_embeddings": 514, "pad_token_id": 1}"#,
         )
         .unwrap();
-        assert_eq!(tokenizer_config_max_length(&tmp).unwrap(), None);
-        assert_eq!(config_max_positions(&tmp).unwrap(), Some(512));
+        assert_eq!(
+            tokenizer_config_max_length(&ModelFiles::dir(&tmp)).unwrap(),
+            None
+        );
+        assert_eq!(
+            config_max_positions(&ModelFiles::dir(&tmp)).unwrap(),
+            Some(512)
+        );
         std::fs::remove_dir_all(&tmp).unwrap();
     }
 }

@@ -459,20 +459,25 @@ impl RelTable {
         };
         let rows = self.normed.len() / h;
         let mut out = vec![0f32; rows * l.out];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per = rows.div_ceil(threads).max(1);
-        std::thread::scope(|s| {
-            for (x, y) in self.normed.chunks(per * h).zip(out.chunks_mut(per * l.out)) {
-                let (w, b) = (&w, &b);
-                s.spawn(move || {
-                    for (xr, yr) in x.chunks(h).zip(y.chunks_mut(l.out)) {
-                        for ((wr, bo), yo) in w.chunks(l.inp).zip(b).zip(yr.iter_mut()) {
-                            *yo = dot(xr, wr) + bo;
-                        }
-                    }
-                });
+        let work = |x: &[f32], y: &mut [f32]| {
+            for (xr, yr) in x.chunks(h).zip(y.chunks_mut(l.out)) {
+                for ((wr, bo), yo) in w.chunks(l.inp).zip(&b).zip(yr.iter_mut()) {
+                    *yo = dot(xr, wr) + bo;
+                }
             }
-        });
+        };
+        // No threads in the browser (wasm32-unknown-unknown cannot spawn): one pass there.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads <= 1 || cfg!(target_arch = "wasm32") {
+            work(&self.normed, &mut out);
+        } else {
+            let per = rows.div_ceil(threads).max(1);
+            std::thread::scope(|s| {
+                for (x, y) in self.normed.chunks(per * h).zip(out.chunks_mut(per * l.out)) {
+                    s.spawn(move || work(x, y));
+                }
+            });
+        }
         WeightBuffer::upload(
             up.gpu,
             &format!("{}.relative", l.w),
