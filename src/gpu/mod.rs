@@ -113,6 +113,10 @@ pub struct GpuOptions {
     pub matmul: MatmulChoice,
     /// f32 or f16 arithmetic for every model on this device.
     pub precision: Precision,
+    /// Plan for a smaller storage-binding limit than the adapter's: weights above it are split
+    /// into row blocks, activations above it refused. Tests use it to run the split-weight
+    /// paths on tiny models; `None` (the default) takes the adapter's limit.
+    pub max_binding_bytes: Option<u64>,
 }
 
 /// What `wgformer devices` shows for one adapter.
@@ -282,6 +286,9 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
+    /// The largest buffer one binding may take: the adapter's limit (and buffer size), or less
+    /// with [`GpuOptions::max_binding_bytes`].
+    max_binding: u64,
     /// Kernels choose their CPU-adapter variants (see [`KernelSet`]).
     cpu_kernels: bool,
     /// The cooperative-matrix configuration matmuls use, when enabled.
@@ -384,9 +391,16 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, msg| {
             *lsink.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
         });
+        let dl = device.limits();
+        let max_binding = opts
+            .max_binding_bytes
+            .unwrap_or(u64::MAX)
+            .min(dl.max_storage_buffer_binding_size)
+            .min(dl.max_buffer_size);
         Ok(Gpu {
             features: device.features(),
-            limits: device.limits(),
+            limits: dl,
+            max_binding,
             device,
             queue,
             cpu_kernels: match opts.kernels {
@@ -401,6 +415,11 @@ impl Gpu {
             errors,
             lost,
         })
+    }
+
+    /// The most bytes one storage binding (one weight piece, one activation) may hold.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.max_binding
     }
 
     pub fn has_f16(&self) -> bool {
@@ -543,6 +562,17 @@ impl Gpu {
         Ok(())
     }
 
+    /// A read-only storage buffer holding `bytes` (weights).
+    pub fn upload_storage(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE,
+            })
+    }
+
     /// Blocks until all submitted work is done.
     pub fn wait(&self) -> Result<()> {
         self.device
@@ -663,7 +693,10 @@ pub fn test_gpu_gpu_kernels() -> &'static Arc<Gpu> {
     })
 }
 
-fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
+/// A fresh test device (the adapter `WGFORMER_TEST_BACKEND`/`WGFORMER_TEST_ADAPTER` pick) with
+/// `base`'s other options, e.g. a lowered [`GpuOptions::max_binding_bytes`].
+#[doc(hidden)]
+pub fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
     let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
     let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)
         .unwrap_or_else(|e| panic!("WGFORMER_TEST_BACKEND={name}: {e}"));

@@ -192,7 +192,7 @@ impl Model {
             .max(3 * c.hidden_size)
             .max(c.embedding_size);
         let per_row = (seq * widest * 4) as u64;
-        let limit = self.gpu.limits.max_storage_buffer_binding_size;
+        let limit = self.gpu.max_binding_bytes();
         ((limit / per_row.max(1)) as usize).max(1)
     }
 
