@@ -296,6 +296,8 @@ pub struct Gpu {
     /// Auto resolved: F32 or F16.
     precision: Precision,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    /// Bytes of the [`GpuBuffer`]s alive now (weights, graph buffers).
+    live_bytes: Arc<std::sync::atomic::AtomicU64>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -412,6 +414,7 @@ impl Gpu {
             coop,
             info,
             pipelines: Mutex::default(),
+            live_bytes: Arc::default(),
             errors,
             lost,
         })
@@ -550,7 +553,7 @@ impl Gpu {
     pub fn check(&self) -> Result<()> {
         if let Some(l) = self.lost.lock().unwrap().clone() {
             return Err(Error::Gpu(format!(
-                "the GPU device was lost ({l}); restart the program, and if it recurs lower --batch or update the driver"
+                "the GPU device was lost ({l}); restart the program, and if it recurs lower --batch-size or update the driver"
             )));
         }
         let mut errs = self.errors.lock().unwrap();
@@ -563,14 +566,41 @@ impl Gpu {
     }
 
     /// A read-only storage buffer holding `bytes` (weights).
-    pub fn upload_storage(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+    pub fn upload_storage(&self, label: &str, bytes: &[u8]) -> GpuBuffer {
+        self.buffer_init(label, bytes, wgpu::BufferUsages::STORAGE)
+    }
+
+    /// A buffer counted in [`buffer_bytes`](Self::buffer_bytes) until it drops.
+    pub fn buffer(&self, desc: &wgpu::BufferDescriptor) -> GpuBuffer {
+        self.track(self.device.create_buffer(desc))
+    }
+
+    /// A buffer created holding `bytes`, counted like [`buffer`](Self::buffer).
+    pub fn buffer_init(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> GpuBuffer {
         use wgpu::util::DeviceExt;
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: wgpu::BufferUsages::STORAGE,
-            })
+        self.track(
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytes,
+                    usage,
+                }),
+        )
+    }
+
+    fn track(&self, buffer: wgpu::Buffer) -> GpuBuffer {
+        self.live_bytes
+            .fetch_add(buffer.size(), std::sync::atomic::Ordering::Relaxed);
+        GpuBuffer {
+            buffer,
+            live: self.live_bytes.clone(),
+        }
+    }
+
+    /// Bytes of GPU buffers wgformer holds now (weights and every cached graph's buffers):
+    /// what `bench soak` watches for leaks.
+    pub fn buffer_bytes(&self) -> u64 {
+        self.live_bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Blocks until all submitted work is done.
@@ -615,6 +645,27 @@ impl Gpu {
             .to_vec();
         staging.unmap();
         Ok(out)
+    }
+}
+
+/// A `wgpu::Buffer` whose bytes count in [`Gpu::buffer_bytes`] while it lives.
+#[derive(Debug)]
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    live: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::ops::Deref for GpuBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.live
+            .fetch_sub(self.buffer.size(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 

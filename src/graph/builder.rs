@@ -6,7 +6,7 @@ use super::{
     Access, Arg, CompiledNode, Graph, Node, NodeInfo, RunStats, TensorDesc, TensorId, TensorKind,
     WeightBuffer, WeightPiece,
 };
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::ops::activation::{self, Act};
 use crate::ops::attention::{Attention, BiasView};
 use crate::ops::embedding::Embedding;
@@ -15,7 +15,6 @@ use crate::ops::matmul::Matmul;
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
-use wgpu::util::DeviceExt;
 
 pub struct GraphBuilder<'g> {
     gpu: &'g Gpu,
@@ -489,7 +488,7 @@ impl<'g> GraphBuilder<'g> {
         for t in &self.tensors {
             if t.kind != TensorKind::Weight && t.bytes() > limit {
                 return Err(Error::Graph(format!(
-                    "tensor `{}` {:?} needs {} bytes, more than this adapter's storage binding limit of {limit} bytes; use a smaller batch or a shorter sequence",
+                    "tensor `{}` {:?} needs {} bytes, more than this adapter's storage binding limit of {limit} bytes; use a smaller batch (--batch-size) or shorter sequences",
                     t.name,
                     t.shape,
                     t.bytes()
@@ -504,11 +503,11 @@ impl<'g> GraphBuilder<'g> {
         let storage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
-        let slot_bufs: Vec<Arc<wgpu::Buffer>> = sizes
+        let slot_bufs: Vec<Arc<GpuBuffer>> = sizes
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                Arc::new(dev.create_buffer(&wgpu::BufferDescriptor {
+                Arc::new(gpu.buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("activation{i}")),
                     size: (*s).max(4),
                     usage: storage,
@@ -516,7 +515,7 @@ impl<'g> GraphBuilder<'g> {
                 }))
             })
             .collect();
-        let mut bufs: Vec<Option<Arc<wgpu::Buffer>>> = vec![None; self.tensors.len()];
+        let mut bufs: Vec<Option<Arc<GpuBuffer>>> = vec![None; self.tensors.len()];
         let mut inputs = vec![];
         for (i, t) in self.tensors.iter().enumerate() {
             bufs[i] = match t.kind {
@@ -527,7 +526,7 @@ impl<'g> GraphBuilder<'g> {
                 },
                 TensorKind::Activation => slot[i].map(|s| slot_bufs[s].clone()),
                 TensorKind::Input => {
-                    let b = Arc::new(dev.create_buffer(&wgpu::BufferDescriptor {
+                    let b = Arc::new(gpu.buffer(&wgpu::BufferDescriptor {
                         label: Some(&t.name),
                         size: t.bytes().max(4),
                         usage: storage,
@@ -538,7 +537,7 @@ impl<'g> GraphBuilder<'g> {
                 }
             };
         }
-        let dummy = dev.create_buffer(&wgpu::BufferDescriptor {
+        let dummy = gpu.buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
             size: 16,
             usage: wgpu::BufferUsages::STORAGE,
@@ -557,11 +556,7 @@ impl<'g> GraphBuilder<'g> {
         if uniform_bytes.is_empty() {
             uniform_bytes.resize(16, 0);
         }
-        let uniforms = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: &uniform_bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniforms = gpu.buffer_init("params", &uniform_bytes, wgpu::BufferUsages::UNIFORM);
 
         let mut compiled = vec![];
         for (n, off) in self.nodes.iter().zip(offsets) {
@@ -628,7 +623,7 @@ impl<'g> GraphBuilder<'g> {
             outputs.push((*o, b, staging_size, size));
             staging_size += size;
         }
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        let staging = gpu.buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: staging_size.max(4),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -642,6 +637,10 @@ impl<'g> GraphBuilder<'g> {
             outputs,
             staging,
             plan: report,
+            _owned: slot_bufs
+                .into_iter()
+                .chain([Arc::new(dummy), Arc::new(uniforms)])
+                .collect(),
             stats: Mutex::new(RunStats::default()),
             run_lock: Mutex::new(()),
         })

@@ -11,7 +11,7 @@ mod plan;
 pub use builder::GraphBuilder;
 pub use plan::PlanReport;
 
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -64,7 +64,7 @@ pub struct WeightBuffer {
 pub struct WeightPiece {
     pub start: usize,
     pub rows: usize,
-    pub buffer: Arc<wgpu::Buffer>,
+    pub buffer: Arc<GpuBuffer>,
 }
 
 impl WeightBuffer {
@@ -203,10 +203,13 @@ pub struct RunStats {
 pub struct Graph {
     tensors: Vec<TensorDesc>,
     nodes: Vec<CompiledNode>,
-    inputs: Vec<(TensorId, Arc<wgpu::Buffer>)>,
+    inputs: Vec<(TensorId, Arc<GpuBuffer>)>,
     /// (tensor, its buffer, offset in `staging`, bytes)
-    outputs: Vec<(TensorId, Arc<wgpu::Buffer>, u64, u64)>,
-    staging: wgpu::Buffer,
+    outputs: Vec<(TensorId, Arc<GpuBuffer>, u64, u64)>,
+    staging: GpuBuffer,
+    /// The activation slots and other buffers only the bind groups use: kept so their bytes
+    /// count in [`Gpu::buffer_bytes`] as long as the graph lives.
+    _owned: Vec<Arc<GpuBuffer>>,
     plan: PlanReport,
     stats: Mutex<RunStats>,
     /// Held from writing the inputs to reading the outputs: the input, activation and staging
