@@ -193,8 +193,7 @@ fn a_batch_that_cannot_fit_names_what_to_lower() {
     let rows = vec![Sequence::new((1..64).collect()); 2000];
     let e = model
         .forward(&rows)
-        .err()
-        .expect("2000 × 64 × 96 f32 > 1 MiB");
+        .expect_err("2000 × 64 × 96 f32 > 1 MiB");
     let msg = e.to_string();
     assert!(msg.contains("smaller batch"), "{msg}");
     let c = Classifier::load(tiny_bert().as_ref(), &gpu, None).unwrap();
@@ -238,6 +237,6 @@ fn device_lost_mid_run() {
     let rows = vec![Sequence::new(vec![2, 10, 11, 3])];
     model.forward(&rows).unwrap();
     gpu.device.destroy();
-    let e = model.forward(&rows).err().expect("the device is gone");
+    let e = model.forward(&rows).expect_err("the device is gone");
     assert!(e.to_string().to_lowercase().contains("lost"), "{e}");
 }
