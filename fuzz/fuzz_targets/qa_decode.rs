@@ -39,8 +39,16 @@ fuzz_target!(|x: Input| {
         .map(|w| QaWindow {
             ids: (0..w.tokens.len() as u32).collect(),
             type_ids: vec![0; w.tokens.len()],
-            offsets: w.tokens.iter().map(|t| (t.start as usize, t.end as usize)).collect(),
-            sequence_ids: w.tokens.iter().map(|t| t.sequence.map(usize::from)).collect(),
+            offsets: w
+                .tokens
+                .iter()
+                .map(|t| (t.start as usize, t.end as usize))
+                .collect(),
+            sequence_ids: w
+                .tokens
+                .iter()
+                .map(|t| t.sequence.map(usize::from))
+                .collect(),
             words: w.tokens.iter().map(|t| t.word.map(u32::from)).collect(),
             p_mask: w.tokens.iter().map(|t| t.masked).collect(),
         })

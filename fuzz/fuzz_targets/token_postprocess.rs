@@ -5,7 +5,9 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use wgformer::pipelines::token_classification::{postprocess, Aggregation, Token, TokenizerInfo};
 
-const LABELS: [&str; 8] = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "MISC", "B-", "I-X-Y"];
+const LABELS: [&str; 8] = [
+    "O", "B-PER", "I-PER", "B-LOC", "I-LOC", "MISC", "B-", "I-X-Y",
+];
 const STRATEGIES: [&str; 5] = ["none", "simple", "first", "average", "max"];
 
 #[derive(Arbitrary, Debug)]
@@ -59,8 +61,13 @@ fuzz_target!(|x: Input| {
         word_aware: x.word_aware,
         tokens_to_string: &join,
     };
-    let strategy =
-        Aggregation::parse(STRATEGIES[x.strategy as usize % STRATEGIES.len()]).unwrap();
-    let ignore = if x.ignore_o { vec!["O".to_string()] } else { vec![] };
-    let _ = postprocess(&x.text, &tokens, &logits, &id2label, &info, strategy, &ignore);
+    let strategy = Aggregation::parse(STRATEGIES[x.strategy as usize % STRATEGIES.len()]).unwrap();
+    let ignore = if x.ignore_o {
+        vec!["O".to_string()]
+    } else {
+        vec![]
+    };
+    let _ = postprocess(
+        &x.text, &tokens, &logits, &id2label, &info, strategy, &ignore,
+    );
 });
