@@ -13,7 +13,7 @@ struct Params {
     b_off: u32, b_b0: u32, b_b1: u32, b_n: u32, b_k: u32,
     c_off: u32, c_b0: u32, c_b1: u32, c_m: u32, c_n: u32,
     alpha: u32, has_bias: u32, act: u32,
-    m_tiles: u32, batches: u32,
+    m_tiles: u32, batches: u32, bias_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -28,7 +28,7 @@ fn locate(wg: vec3<u32>, nwg: vec3<u32>) -> vec2<u32> {
 fn store(gm: u32, gn: u32, c_base: u32, acc: f32) {
     if (gm >= params.m || gn >= params.n) { return; }
     var v = acc * bitcast<f32>(params.alpha);
-    if (params.has_bias != 0u) { v += load_bias(gn); }
+    if (params.has_bias != 0u) { v += load_bias(params.bias_off + gn); }
     store_c(c_base + gm * params.c_m + gn * params.c_n, apply_act(v, params.act));
 }
 

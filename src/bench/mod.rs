@@ -8,6 +8,7 @@
 pub mod ceilings;
 pub mod kernels;
 pub mod random_model;
+pub mod soak;
 
 pub use ceilings::Ceilings;
 pub use random_model::{random_rows, RandomConfig};

@@ -33,6 +33,24 @@ enum BenchCommand {
     Ceilings(CeilingsArgs),
     /// End-to-end forward latency and throughput over a batch × sequence grid.
     E2e(E2eArgs),
+    /// Many forwards over a mix of batch sizes and lengths: resident memory and GPU-buffer
+    /// bytes at the start, after warm-up, in the middle and at the end (leaks show as growth).
+    Soak(SoakArgs),
+}
+
+#[derive(Args)]
+struct SoakArgs {
+    /// A Hugging Face model folder.
+    #[arg(long, value_name = "DIR")]
+    model: PathBuf,
+    /// Forwards to run (rounded up to whole cycles of the 20 shapes).
+    #[arg(long, default_value_t = 10_000)]
+    runs: usize,
+    /// Graphs the model keeps built (each holds its activation buffers).
+    #[arg(long, default_value_t = wgformer::models::GRAPH_CACHE)]
+    graph_cache: usize,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -102,6 +120,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
         Some(BenchCommand::Kernels(k)) => kernels_cmd(&a.gpu, k),
         Some(BenchCommand::Ceilings(c)) => ceilings_cmd(&a.gpu, c),
         Some(BenchCommand::E2e(e)) => e2e(&a.gpu, e),
+        Some(BenchCommand::Soak(s)) => soak(&a.gpu, s),
         None => {
             if a.e2e.config.is_none() && a.e2e.model.is_none() {
                 anyhow::bail!(
@@ -111,6 +130,70 @@ pub fn run(a: BenchArgs) -> anyhow::Result<()> {
             e2e(&a.gpu, a.e2e)
         }
     }
+}
+
+fn soak(g: &super::GpuArgs, a: SoakArgs) -> anyhow::Result<()> {
+    use wgformer::bench::soak;
+    let gpu = g.open()?;
+    let mut model =
+        wgformer::models::Model::load(&wgformer::hub::resolve(&a.model.to_string_lossy())?, &gpu)?;
+    model.set_graph_cache(a.graph_cache);
+    let t = Instant::now();
+    let samples = soak::soak(&model, a.runs)?;
+    let secs = t.elapsed().as_secs_f64();
+    let (mid, end) = (&samples[samples.len() - 2], &samples[samples.len() - 1]);
+    let growth = |a: u64, b: u64| 100.0 * (b as f64 - a as f64) / a.max(1) as f64;
+    let rss_growth = mid
+        .resident_bytes
+        .zip(end.resident_bytes)
+        .map(|(a, b)| growth(a, b));
+    let gpu_growth = growth(mid.gpu_buffer_bytes, end.gpu_buffer_bytes);
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "adapter": gpu.describe(),
+                "model": a.model,
+                "graph_cache": a.graph_cache,
+                "weight_bytes": model.weight_bytes(),
+                "seconds": secs,
+                "samples": samples,
+                "resident_growth_pct_middle_to_end": rss_growth,
+                "gpu_growth_pct_middle_to_end": gpu_growth,
+            })
+        );
+        return Ok(());
+    }
+    println!(
+        "soak: {} on {}, graph cache {}, batches {:?} × lengths {:?}, {:.1} s",
+        a.model.display(),
+        gpu.describe(),
+        a.graph_cache,
+        soak::BATCHES,
+        soak::LENGTHS,
+        secs
+    );
+    println!(
+        "{:>8}  {:>14}  {:>16}  {:>12}",
+        "forwards", "resident MB", "GPU buffers MB", "graph builds"
+    );
+    for s in &samples {
+        let rss = s
+            .resident_bytes
+            .map_or("n/a".to_string(), |b| format!("{:.2}", b as f64 / 1e6));
+        println!(
+            "{:>8}  {:>14}  {:>16.3}  {:>12}",
+            s.runs,
+            rss,
+            s.gpu_buffer_bytes as f64 / 1e6,
+            s.graph_builds
+        );
+    }
+    println!(
+        "growth middle → end: resident {}, GPU buffers {gpu_growth:+.3} %",
+        rss_growth.map_or("n/a".to_string(), |g| format!("{g:+.3} %"))
+    );
+    Ok(())
 }
 
 fn timing_name(t: Timing) -> &'static str {

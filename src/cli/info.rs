@@ -58,6 +58,9 @@ struct Info {
     parameters: usize,
     /// Tensors the architecture reads, each checked for presence, shape and dtype.
     tensors_used: usize,
+    /// Bytes those tensors take on the GPU (matrices as stored f16 or f32, bf16 widened to
+    /// f32, vectors f32); `profile` adds the planned activations of a batch × length.
+    weight_bytes: u64,
     labels: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem_type: Option<String>,
@@ -109,6 +112,10 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         human(info.parameters),
         info.tensors_used
     );
+    println!(
+        "GPU weights   {:.2} MB (activations per batch × length: `wgformer profile`)",
+        info.weight_bytes as f64 / 1e6
+    );
     if matches!(
         info.head,
         HeadKind::SequenceClassification | HeadKind::TokenClassification
@@ -155,6 +162,18 @@ fn describe(dir: &Path) -> anyhow::Result<Info> {
         w.check(name, shape)?;
     }
     let stored_dtype = w.dtype_summary();
+    let mut names: Vec<&(String, Vec<usize>)> = used.iter().collect();
+    names.sort();
+    names.dedup();
+    let mut weight_bytes = 0u64;
+    for (name, shape) in &names {
+        let t = w.get(name, shape)?;
+        weight_bytes += if shape.len() == 1 {
+            4 * t.numel() as u64
+        } else {
+            t.gpu_layout(true).1.len() as u64
+        };
+    }
     Ok(Info {
         model: dir.to_path_buf(),
         head_layers: head_layers(&spec.head, &spec.embeddings.word),
@@ -177,12 +196,8 @@ fn describe(dir: &Path) -> anyhow::Result<Info> {
         runs_as: runs_as(&stored_dtype),
         stored_dtype,
         parameters: w.parameter_count(),
-        tensors_used: {
-            let mut names: Vec<&String> = used.iter().map(|(n, _)| n).collect();
-            names.sort();
-            names.dedup();
-            names.len()
-        },
+        tensors_used: names.len(),
+        weight_bytes,
         labels: cfg.id2label.clone(),
         problem_type: cfg.problem_type.clone(),
         architecture: cfg.architecture,

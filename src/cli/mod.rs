@@ -46,6 +46,10 @@ pub struct GpuArgs {
     /// SHADER_F16, f32 on CPU adapters).
     #[arg(long, value_enum, default_value = "auto", global = true)]
     pub precision: Precision,
+    /// Plan for a storage-binding limit below the adapter's (bytes): larger weights are split
+    /// into row blocks. For testing what a smaller GPU (WebGPU's 128 MiB) would run.
+    #[arg(long, global = true)]
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl GpuArgs {
@@ -57,6 +61,7 @@ impl GpuArgs {
             kernels: self.kernels,
             matmul: self.matmul,
             precision: self.precision,
+            max_binding_bytes: self.max_binding_bytes,
         })?;
         Ok(Arc::new(gpu))
     }

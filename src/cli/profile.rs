@@ -145,6 +145,12 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
     })?;
     let (runs, note) = runs;
     let mean = ForwardProfile::mean(&runs)?;
+    // The graph just profiled is cached: its plan is the activations this shape needs.
+    let memory = serde_json::json!({
+        "weight_bytes": model.weight_bytes(),
+        "planned_activation_bytes": model.activation_bytes(a.batch, a.seq)?,
+        "gpu_buffer_bytes": gpu.buffer_bytes(),
+    });
     let (ceil, ceil_note) = ceilings_for(&gpu, a.ceilings.as_ref(), a.json);
 
     if let Some(path) = &a.trace {
@@ -161,6 +167,7 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
             "runs": a.runs,
             "timing": mean.timing,
             "note": note,
+            "memory": memory,
             "ceilings": ceil,
             "ceilings_note": ceil_note,
             "kinds": kinds.iter().map(|k| {
@@ -195,6 +202,13 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
     if let Some(n) = &note {
         println!("note      {n}");
     }
+    let mb = |k: &str| memory[k].as_u64().unwrap_or(0) as f64 / 1e6;
+    println!(
+        "memory    weights {:.2} MB · planned activations {:.2} MB · all GPU buffers {:.2} MB",
+        mb("weight_bytes"),
+        mb("planned_activation_bytes"),
+        mb("gpu_buffer_bytes")
+    );
     match &ceil {
         Some(c) => println!(
             "ceilings  f32 FMA peak {:.1} GFLOP/s{} · streaming read bandwidth {:.1} GB/s",

@@ -118,6 +118,10 @@ pub struct GpuOptions {
     pub matmul: MatmulChoice,
     /// f32 or f16 arithmetic for every model on this device.
     pub precision: Precision,
+    /// Plan for a smaller storage-binding limit than the adapter's: weights above it are split
+    /// into row blocks, activations above it refused. Tests use it to run the split-weight
+    /// paths on tiny models; `None` (the default) takes the adapter's limit.
+    pub max_binding_bytes: Option<u64>,
 }
 
 /// What `wgformer devices` shows for one adapter.
@@ -292,6 +296,9 @@ pub struct Gpu {
     pub info: wgpu::AdapterInfo,
     pub features: wgpu::Features,
     pub limits: wgpu::Limits,
+    /// The largest buffer one binding may take: the adapter's limit (and buffer size), or less
+    /// with [`GpuOptions::max_binding_bytes`].
+    max_binding: u64,
     /// Kernels choose their CPU-adapter variants (see [`KernelSet`]).
     cpu_kernels: bool,
     /// The cooperative-matrix configuration matmuls use, when enabled.
@@ -299,6 +306,8 @@ pub struct Gpu {
     /// Auto resolved: F32 or F16.
     precision: Precision,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    /// Bytes of the [`GpuBuffer`]s alive now (weights, graph buffers).
+    live_bytes: Arc<std::sync::atomic::AtomicU64>,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
     /// Kernel compilations whose validation a browser answers later: awaited before any result
@@ -414,9 +423,16 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, msg| {
             *lsink.lock().unwrap() = Some(format!("{reason:?}: {msg}"));
         });
+        let dl = device.limits();
+        let max_binding = opts
+            .max_binding_bytes
+            .unwrap_or(u64::MAX)
+            .min(dl.max_storage_buffer_binding_size)
+            .min(dl.max_buffer_size);
         Ok(Gpu {
             features: device.features(),
-            limits: device.limits(),
+            limits: dl,
+            max_binding,
             device,
             queue,
             cpu_kernels: match opts.kernels {
@@ -433,11 +449,17 @@ impl Gpu {
             coop,
             info,
             pipelines: Mutex::default(),
+            live_bytes: Arc::default(),
             errors,
             lost,
             #[cfg(target_arch = "wasm32")]
             pending: Mutex::default(),
         })
+    }
+
+    /// The most bytes one storage binding (one weight piece, one activation) may hold.
+    pub fn max_binding_bytes(&self) -> u64 {
+        self.max_binding
     }
 
     pub fn has_f16(&self) -> bool {
@@ -595,7 +617,7 @@ impl Gpu {
     pub fn check(&self) -> Result<()> {
         if let Some(l) = self.lost.lock().unwrap().clone() {
             return Err(Error::Gpu(format!(
-                "the GPU device was lost ({l}); restart the program, and if it recurs lower --batch or update the driver"
+                "the GPU device was lost ({l}); restart the program, and if it recurs lower --batch-size or update the driver"
             )));
         }
         let mut errs = self.errors.lock().unwrap();
@@ -605,6 +627,44 @@ impl Gpu {
             return Err(Error::Gpu(format!("GPU error: {msg}")));
         }
         Ok(())
+    }
+
+    /// A read-only storage buffer holding `bytes` (weights).
+    pub fn upload_storage(&self, label: &str, bytes: &[u8]) -> GpuBuffer {
+        self.buffer_init(label, bytes, wgpu::BufferUsages::STORAGE)
+    }
+
+    /// A buffer counted in [`buffer_bytes`](Self::buffer_bytes) until it drops.
+    pub fn buffer(&self, desc: &wgpu::BufferDescriptor) -> GpuBuffer {
+        self.track(self.device.create_buffer(desc))
+    }
+
+    /// A buffer created holding `bytes`, counted like [`buffer`](Self::buffer).
+    pub fn buffer_init(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> GpuBuffer {
+        use wgpu::util::DeviceExt;
+        self.track(
+            self.device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some(label),
+                    contents: bytes,
+                    usage,
+                }),
+        )
+    }
+
+    fn track(&self, buffer: wgpu::Buffer) -> GpuBuffer {
+        self.live_bytes
+            .fetch_add(buffer.size(), std::sync::atomic::Ordering::Relaxed);
+        GpuBuffer {
+            buffer,
+            live: self.live_bytes.clone(),
+        }
+    }
+
+    /// Bytes of GPU buffers wgformer holds now (weights and every cached graph's buffers):
+    /// what `bench soak` watches for leaks.
+    pub fn buffer_bytes(&self) -> u64 {
+        self.live_bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Blocks until all submitted work is done.
@@ -661,6 +721,27 @@ impl Gpu {
             .to_vec();
         staging.unmap();
         Ok(out)
+    }
+}
+
+/// A `wgpu::Buffer` whose bytes count in [`Gpu::buffer_bytes`] while it lives.
+#[derive(Debug)]
+pub struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    live: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl std::ops::Deref for GpuBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.live
+            .fetch_sub(self.buffer.size(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -744,7 +825,10 @@ pub fn test_gpu_gpu_kernels() -> &'static Arc<Gpu> {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
+/// A fresh test device (the adapter `WGFORMER_TEST_BACKEND`/`WGFORMER_TEST_ADAPTER` pick) with
+/// `base`'s other options, e.g. a lowered [`GpuOptions::max_binding_bytes`].
+#[doc(hidden)]
+pub fn open_test_gpu(base: GpuOptions) -> Arc<Gpu> {
     let name = std::env::var("WGFORMER_TEST_BACKEND").unwrap_or_else(|_| "vulkan".into());
     let backend = <BackendChoice as clap::ValueEnum>::from_str(&name, true)
         .unwrap_or_else(|e| panic!("WGFORMER_TEST_BACKEND={name}: {e}"));

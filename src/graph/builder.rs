@@ -4,9 +4,9 @@
 use super::plan::plan;
 use super::{
     Access, Arg, CompiledNode, Graph, Node, NodeInfo, RunStats, TensorDesc, TensorId, TensorKind,
-    WeightBuffer,
+    WeightBuffer, WeightPiece,
 };
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::ops::activation::{self, Act};
 use crate::ops::attention::{Attention, BiasView};
 use crate::ops::embedding::Embedding;
@@ -18,7 +18,6 @@ use crate::ops::rope::Rope;
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
-use wgpu::util::DeviceExt;
 
 /// What a self-attention adds to the plain `softmax(Q·Kᵀ/√d + mask)·V` (all off by default).
 #[derive(Clone, Copy, Debug, Default)]
@@ -36,7 +35,8 @@ pub struct AttentionExtras {
 pub struct GraphBuilder<'g> {
     gpu: &'g Gpu,
     tensors: Vec<TensorDesc>,
-    weights: Vec<Option<Arc<wgpu::Buffer>>>,
+    /// A weight tensor's buffers: one, or the row blocks of a split weight.
+    weights: Vec<Vec<WeightPiece>>,
     nodes: Vec<Node>,
     outputs: Vec<TensorId>,
 }
@@ -63,7 +63,7 @@ impl<'g> GraphBuilder<'g> {
             dtype,
             kind,
         });
-        self.weights.push(None);
+        self.weights.push(vec![]);
         TensorId(self.tensors.len() - 1)
     }
 
@@ -77,7 +77,24 @@ impl<'g> GraphBuilder<'g> {
 
     pub fn weight(&mut self, w: &WeightBuffer) -> TensorId {
         let t = self.add(&w.name, &w.shape, w.dtype, TensorKind::Weight);
-        self.weights[t.0] = Some(w.buffer.clone());
+        self.weights[t.0] = w.pieces.clone();
+        t
+    }
+
+    /// The row blocks of `t` when it is a weight split over several bindings.
+    fn split(&self, t: TensorId) -> Option<Vec<WeightPiece>> {
+        let p = &self.weights[t.0];
+        (p.len() > 1).then(|| p.clone())
+    }
+
+    /// A weight tensor for one row block of a split weight.
+    fn piece(&mut self, w: TensorId, p: &WeightPiece) -> TensorId {
+        let d = self.tensors[w.0].clone();
+        let mut shape = d.shape.clone();
+        shape[0] = p.rows;
+        let name = format!("{}[{}..{}]", d.name, p.start, p.start + p.rows);
+        let t = self.add(&name, &shape, d.dtype, TensorKind::Weight);
+        self.weights[t.0] = vec![p.clone()];
         t
     }
 
@@ -174,8 +191,36 @@ impl<'g> GraphBuilder<'g> {
         let y = self.add(label, &out_shape, dtype, TensorKind::Activation);
         let mut mm = Matmul::linear(m, n, k);
         mm.act = act;
-        self.matmul(label, mm, x, w, b, y)?;
+        self.matmul_weight(label, mm, x, w, b, y)?;
         Ok(y)
+    }
+
+    /// [`matmul`](Self::matmul) by a weight `w` `[out, in]`; a weight split into row blocks
+    /// (larger than one binding) gets one matmul per block, each writing its own columns of
+    /// `c` with its slice of the bias. Every output element is still one dot product over the
+    /// whole of k, so the result is bit-identical to the unsplit matmul's.
+    fn matmul_weight(
+        &mut self,
+        label: &str,
+        mm: Matmul,
+        x: TensorId,
+        w: TensorId,
+        b: Option<TensorId>,
+        c: TensorId,
+    ) -> Result<()> {
+        let Some(pieces) = self.split(w) else {
+            return self.matmul(label, mm, x, w, b, c);
+        };
+        for p in &pieces {
+            let part = self.piece(w, p);
+            let mut block = mm;
+            block.n = p.rows;
+            block.c.off += p.start * mm.c.cols;
+            block.bias_off = mm.bias_off + p.start;
+            let name = format!("{label}[{}..{}]", p.start, p.start + p.rows);
+            self.matmul(&name, block, x, part, b, c)?;
+        }
+        Ok(())
     }
 
     /// Whether matmuls may round their inputs to f16 (the device's f16 precision).
@@ -204,7 +249,7 @@ impl<'g> GraphBuilder<'g> {
         let mut mm = Matmul::linear(bsz, n, k);
         mm.a.rows = seq * k;
         mm.act = act;
-        self.matmul(label, mm, x, w, b, y)?;
+        self.matmul_weight(label, mm, x, w, b, y)?;
         Ok(y)
     }
 
@@ -225,7 +270,15 @@ impl<'g> GraphBuilder<'g> {
         mm.f16_inputs |= self.f16_inputs();
         if let Some(bias) = bias {
             mm.bias_dtype = self.tensors[bias.0].dtype;
-            self.expect_dim(bias, mm.n, label)?;
+            let len = *self.shape(bias).last().unwrap_or(&0);
+            if mm.bias_off + mm.n > len {
+                return Err(Error::Graph(format!(
+                    "{label}: bias `{}` has {len} elements, the matmul reads {}..{}",
+                    self.tensors[bias.0].name,
+                    mm.bias_off,
+                    mm.bias_off + mm.n
+                )));
+            }
         }
         let call = mm.call(self.gpu)?;
         let bias_arg = bias.map_or(Arg::Unused, |t| Arg::T(t, Access::Read));
@@ -432,13 +485,32 @@ impl<'g> GraphBuilder<'g> {
         }
         let tokens = out_shape.iter().product::<usize>() / dim;
         let y = self.activation(label, out_shape);
-        let e = Embedding {
+        let mut e = Embedding {
             tokens,
             dim,
             positions: pos.is_some(),
             token_types: token_type.is_some(),
             eps,
             table_dtype: self.tensors[word.0].dtype,
+            gathered: false,
+        };
+        // A word table split over bindings: each piece copies its tokens' vectors into `y`
+        // first, then the fused kernel reads them there.
+        let word_arg = match self.split(word) {
+            None => Arg::T(word, Access::Read),
+            Some(pieces) => {
+                for p in &pieces {
+                    let part = self.piece(word, p);
+                    let call = e.gather(self.gpu, p.start, p.rows)?;
+                    let mut args = vec![Arg::Absent; 7];
+                    args[0] = Arg::T(idx, Access::Read);
+                    args[1] = Arg::T(part, Access::Read);
+                    args[6] = Arg::T(y, Access::Write);
+                    self.node(format!("{label}.gather[{}..]", p.start), call, args);
+                }
+                e.gathered = true;
+                Arg::Unused
+            }
         };
         let call = e.call(self.gpu)?;
         self.node(
@@ -446,12 +518,19 @@ impl<'g> GraphBuilder<'g> {
             call,
             vec![
                 Arg::T(idx, Access::Read),
-                Arg::T(word, Access::Read),
+                word_arg,
                 pos.map_or(Arg::Unused, |t| Arg::T(t, Access::Read)),
                 token_type.map_or(Arg::Unused, |t| Arg::T(t, Access::Read)),
                 Arg::T(gamma, Access::Read),
                 Arg::T(beta, Access::Read),
-                Arg::T(y, Access::Write),
+                Arg::T(
+                    y,
+                    if e.gathered {
+                        Access::ReadWrite
+                    } else {
+                        Access::Write
+                    },
+                ),
             ],
         );
         Ok(y)
@@ -596,11 +675,11 @@ impl<'g> GraphBuilder<'g> {
     pub fn build(self) -> Result<Graph> {
         let gpu = self.gpu;
         let dev = &gpu.device;
-        let limit = gpu.limits.max_storage_buffer_binding_size;
+        let limit = gpu.max_binding_bytes();
         for t in &self.tensors {
             if t.kind != TensorKind::Weight && t.bytes() > limit {
                 return Err(Error::Graph(format!(
-                    "tensor `{}` {:?} needs {} bytes, more than this adapter's storage binding limit of {limit} bytes; use a smaller batch or a shorter sequence",
+                    "tensor `{}` {:?} needs {} bytes, more than this adapter's storage binding limit of {limit} bytes; use a smaller batch (--batch-size) or shorter sequences",
                     t.name,
                     t.shape,
                     t.bytes()
@@ -615,11 +694,11 @@ impl<'g> GraphBuilder<'g> {
         let storage = wgpu::BufferUsages::STORAGE
             | wgpu::BufferUsages::COPY_SRC
             | wgpu::BufferUsages::COPY_DST;
-        let slot_bufs: Vec<Arc<wgpu::Buffer>> = sizes
+        let slot_bufs: Vec<Arc<GpuBuffer>> = sizes
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                Arc::new(dev.create_buffer(&wgpu::BufferDescriptor {
+                Arc::new(gpu.buffer(&wgpu::BufferDescriptor {
                     label: Some(&format!("activation{i}")),
                     size: (*s).max(4),
                     usage: storage,
@@ -627,14 +706,18 @@ impl<'g> GraphBuilder<'g> {
                 }))
             })
             .collect();
-        let mut bufs: Vec<Option<Arc<wgpu::Buffer>>> = vec![None; self.tensors.len()];
+        let mut bufs: Vec<Option<Arc<GpuBuffer>>> = vec![None; self.tensors.len()];
         let mut inputs = vec![];
         for (i, t) in self.tensors.iter().enumerate() {
             bufs[i] = match t.kind {
-                TensorKind::Weight => self.weights[i].clone(),
+                // A split weight has no single buffer: only its pieces are bound.
+                TensorKind::Weight => match self.weights[i].as_slice() {
+                    [one] => Some(one.buffer.clone()),
+                    _ => None,
+                },
                 TensorKind::Activation => slot[i].map(|s| slot_bufs[s].clone()),
                 TensorKind::Input => {
-                    let b = Arc::new(dev.create_buffer(&wgpu::BufferDescriptor {
+                    let b = Arc::new(gpu.buffer(&wgpu::BufferDescriptor {
                         label: Some(&t.name),
                         size: t.bytes().max(4),
                         usage: storage,
@@ -648,9 +731,9 @@ impl<'g> GraphBuilder<'g> {
         // One placeholder per binding slot: two unused bindings of one kernel, one read-only and
         // one read-write, must not be the same buffer (exclusive usage within a dispatch).
         let slots = self.nodes.iter().map(|n| n.args.len()).max().unwrap_or(0);
-        let dummies: Vec<wgpu::Buffer> = (0..slots)
+        let dummies: Vec<_> = (0..slots)
             .map(|_| {
-                dev.create_buffer(&wgpu::BufferDescriptor {
+                gpu.buffer(&wgpu::BufferDescriptor {
                     label: Some("unused binding"),
                     size: 16,
                     usage: wgpu::BufferUsages::STORAGE,
@@ -671,11 +754,7 @@ impl<'g> GraphBuilder<'g> {
         if uniform_bytes.is_empty() {
             uniform_bytes.resize(16, 0);
         }
-        let uniforms = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("params"),
-            contents: &uniform_bytes,
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
+        let uniforms = gpu.buffer_init("params", &uniform_bytes, wgpu::BufferUsages::UNIFORM);
 
         let mut compiled = vec![];
         for (n, off) in self.nodes.iter().zip(offsets) {
@@ -691,12 +770,20 @@ impl<'g> GraphBuilder<'g> {
             for (i, a) in n.args.iter().enumerate() {
                 let buf: &wgpu::Buffer = match a {
                     Arg::T(t, _) => bufs[t.0].as_deref().ok_or_else(|| {
-                        Error::Graph(format!(
-                            "node `{}`: tensor `{}` has no buffer",
-                            n.label, self.tensors[t.0].name
-                        ))
+                        let d = &self.tensors[t.0];
+                        Error::Graph(if self.weights[t.0].len() > 1 {
+                            format!(
+                                "node `{}` reads weight `{}` whole, but it is split over {} bindings (larger than one) and this kernel cannot read row blocks",
+                                n.label,
+                                d.name,
+                                self.weights[t.0].len()
+                            )
+                        } else {
+                            format!("node `{}`: tensor `{}` has no buffer", n.label, d.name)
+                        })
                     })?,
                     Arg::Unused => &dummies[i],
+                    Arg::Absent => continue,
                 };
                 entries.push(wgpu::BindGroupEntry {
                     binding: i as u32 + 1,
@@ -734,7 +821,7 @@ impl<'g> GraphBuilder<'g> {
             outputs.push((*o, b, staging_size, size));
             staging_size += size;
         }
-        let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        let staging = gpu.buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size: staging_size.max(4),
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
@@ -748,6 +835,11 @@ impl<'g> GraphBuilder<'g> {
             outputs,
             staging,
             plan: report,
+            _owned: slot_bufs
+                .into_iter()
+                .chain(dummies.into_iter().map(Arc::new))
+                .chain([Arc::new(uniforms)])
+                .collect(),
             stats: Mutex::new(RunStats::default()),
             run_lock: Mutex::new(()),
         })

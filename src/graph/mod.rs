@@ -11,7 +11,7 @@ mod plan;
 pub use builder::{AttentionExtras, GraphBuilder};
 pub use plan::PlanReport;
 
-use crate::gpu::Gpu;
+use crate::gpu::{Gpu, GpuBuffer};
 use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -47,17 +47,29 @@ impl TensorDesc {
     }
 }
 
-/// A weight tensor resident on the GPU.
+/// A weight tensor resident on the GPU: one buffer, or row blocks of the leading axis in
+/// buffers of their own when the whole exceeds one storage binding (a large vocabulary's word
+/// table). Kernels that know pieces ([`GraphBuilder::linear`], [`GraphBuilder::embedding`]) read
+/// them block by block; any other kernel refuses a split weight when the graph is built.
 #[derive(Clone, Debug)]
 pub struct WeightBuffer {
     pub name: String,
     pub shape: Vec<usize>,
     pub dtype: DType,
-    pub buffer: Arc<wgpu::Buffer>,
+    pub pieces: Vec<WeightPiece>,
+}
+
+/// Rows `start..start + rows` of a weight, in one buffer.
+#[derive(Clone, Debug)]
+pub struct WeightPiece {
+    pub start: usize,
+    pub rows: usize,
+    pub buffer: Arc<GpuBuffer>,
 }
 
 impl WeightBuffer {
-    /// Uploads `bytes` (already in `dtype`'s GPU layout; f16 padded to whole words).
+    /// Uploads `bytes` (already in `dtype`'s GPU layout; f16 padded to whole words), split into
+    /// row blocks where it exceeds [`Gpu::max_binding_bytes`].
     pub fn upload(
         gpu: &Gpu,
         name: &str,
@@ -65,31 +77,73 @@ impl WeightBuffer {
         dtype: DType,
         bytes: &[u8],
     ) -> Result<WeightBuffer> {
-        use wgpu::util::DeviceExt;
-        let limit = gpu.limits.max_storage_buffer_binding_size;
-        if bytes.len() as u64 > limit {
-            return Err(Error::weight(
-                name,
-                format!(
-                    "{} bytes exceed this adapter's storage binding limit of {limit} bytes",
-                    bytes.len()
-                ),
-            ));
-        }
-        let buffer = gpu
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(name),
-                contents: bytes,
-                usage: wgpu::BufferUsages::STORAGE,
+        let limit = gpu.max_binding_bytes();
+        let blocks = row_blocks(shape, dtype, limit).map_err(|m| Error::weight(name, m))?;
+        let numel: usize = shape.iter().product();
+        // Bytes of one element in the host layout (f16: two, before the last word's padding).
+        let elem = (dtype.bytes(2) / 2) as usize;
+        let per_row = numel / shape.first().copied().unwrap_or(1).max(1);
+        let mut pieces = vec![];
+        for (start, rows) in blocks {
+            let from = (start * per_row * elem).min(bytes.len());
+            let to = ((start + rows) * per_row * elem).min(bytes.len());
+            let mut part = bytes[from..to].to_vec();
+            part.resize(dtype.bytes(rows * per_row) as usize, 0);
+            pieces.push(WeightPiece {
+                start,
+                rows,
+                buffer: Arc::new(gpu.upload_storage(name, &part)),
             });
+        }
         Ok(WeightBuffer {
             name: name.to_string(),
             shape: shape.to_vec(),
             dtype,
-            buffer: Arc::new(buffer),
+            pieces,
         })
     }
+
+    /// Bytes on the GPU.
+    pub fn bytes(&self) -> u64 {
+        self.pieces.iter().map(|p| p.buffer.size()).sum()
+    }
+}
+
+/// `(first row, rows)` of each block a `shape` tensor of `dtype` takes so no block exceeds
+/// `limit` bytes: one block when it fits, else as many rows per block as fit. A tensor whose
+/// single row (or whole vector) exceeds the limit cannot be split: the message says why.
+pub fn row_blocks(
+    shape: &[usize],
+    dtype: DType,
+    limit: u64,
+) -> std::result::Result<Vec<(usize, usize)>, String> {
+    let numel: usize = shape.iter().product();
+    let rows = shape.first().copied().unwrap_or(1);
+    let total = dtype.bytes(numel);
+    if total <= limit {
+        return Ok(vec![(0, rows)]);
+    }
+    let row_bytes = dtype.bytes(2) / 2 * (numel / rows.max(1)) as u64;
+    // Whole words per block: an f16 block with an odd element count is padded by two bytes.
+    let per_block = if shape.len() < 2 {
+        0
+    } else {
+        ((limit & !3) / row_bytes.max(1)) as usize
+    };
+    if per_block == 0 {
+        let why = if shape.len() < 2 {
+            "a vector cannot be split".to_string()
+        } else {
+            format!("one row alone takes {row_bytes} bytes, so row blocks cannot fit")
+        };
+        return Err(format!(
+            "{total} bytes exceed the storage binding limit of {limit} bytes, and {why}"
+        ));
+    }
+    Ok((0..rows)
+        .step_by(per_block)
+        .map(|s| (s, per_block.min(rows - s)))
+        .collect())
 }
 
 /// How a node touches one binding.
@@ -106,6 +160,8 @@ pub enum Arg {
     T(TensorId, Access),
     /// A binding the kernel declares but this call does not use (no bias, no mask...).
     Unused,
+    /// A binding index this kernel's entry point does not declare at all (no entry is made).
+    Absent,
 }
 
 /// One kernel dispatch with its bindings.
@@ -147,10 +203,13 @@ pub struct RunStats {
 pub struct Graph {
     tensors: Vec<TensorDesc>,
     nodes: Vec<CompiledNode>,
-    inputs: Vec<(TensorId, Arc<wgpu::Buffer>)>,
+    inputs: Vec<(TensorId, Arc<GpuBuffer>)>,
     /// (tensor, its buffer, offset in `staging`, bytes)
-    outputs: Vec<(TensorId, Arc<wgpu::Buffer>, u64, u64)>,
-    staging: wgpu::Buffer,
+    outputs: Vec<(TensorId, Arc<GpuBuffer>, u64, u64)>,
+    staging: GpuBuffer,
+    /// The activation slots and other buffers only the bind groups use: kept so their bytes
+    /// count in [`Gpu::buffer_bytes`] as long as the graph lives.
+    _owned: Vec<Arc<GpuBuffer>>,
     plan: PlanReport,
     stats: Mutex<RunStats>,
     /// Held from writing the inputs to reading the outputs: the input, activation and staging

@@ -112,13 +112,18 @@ pub struct Model {
     gpu: Arc<Gpu>,
     net: Network,
     graphs: Mutex<Vec<Arc<CachedGraph>>>,
+    /// How many graphs [`graphs`](Self::graphs) keeps (least recently used dropped first).
+    graph_cache: usize,
     builds: AtomicU64,
+    /// GPU bytes the weights took when loaded.
+    weight_bytes: u64,
     /// Stored dtype(s) and parameter count, for reports.
     pub weights_dtype: String,
     pub parameters: usize,
 }
 
-const GRAPH_CACHE: usize = 12;
+/// Graphs a model keeps by default: each holds its activation buffers, so this bounds memory.
+pub const GRAPH_CACHE: usize = 12;
 
 impl Model {
     /// Loads `dir` (config.json + model.safetensors), checking every tensor before uploading.
@@ -151,9 +156,28 @@ impl Model {
         Self::assemble(dir, config, &w, gpu)
     }
 
+    /// Every check [`from_memory`](Self::from_memory) makes before touching the GPU: the
+    /// config, the safetensors header (dtypes, shapes, offsets), and each tensor the
+    /// architecture reads (name, shape, bytes, conversion to its GPU layout). What the
+    /// loader fuzz target runs; a bad file gives an error, never a panic.
+    pub fn check_memory(origin: &str, config_json: &str, safetensors: Vec<u8>) -> Result<()> {
+        let dir = Path::new(origin);
+        let config = ModelConfig::from_text(config_json, &dir.join("config.json"))?;
+        let (spec, prefixes) = architecture(&config).map_err(|m| Error::model(dir, m))?;
+        let w = Weights::from_bytes(origin, safetensors, prefixes)?;
+        for (name, shape) in spec.expected(config.num_heads) {
+            w.check(&name, &shape)?;
+            w.get(&name, &shape)?.gpu_layout(true);
+        }
+        Ok(())
+    }
+
     fn assemble(dir: &Path, config: ModelConfig, w: &Weights, gpu: &Arc<Gpu>) -> Result<Model> {
         let (spec, _) = architecture(&config).map_err(|m| Error::model(dir, m))?;
+        // Counted as the GPU bytes the load allocates (exact unless another load runs at once).
+        let before = gpu.buffer_bytes();
         let net = Network::load(gpu, config.num_heads, w, &spec)?;
+        let weight_bytes = gpu.buffer_bytes().saturating_sub(before);
         Ok(Model {
             weights_dtype: w.dtype_summary(),
             parameters: w.parameter_count(),
@@ -162,7 +186,9 @@ impl Model {
             gpu: gpu.clone(),
             net,
             graphs: Mutex::new(vec![]),
+            graph_cache: GRAPH_CACHE,
             builds: AtomicU64::new(0),
+            weight_bytes,
         })
     }
 
@@ -170,7 +196,28 @@ impl Model {
         &self.gpu
     }
 
-    /// Notes from loading (e.g. a table stored as f16 to fit the adapter).
+    /// Keeps at most `n` (at least 1) built graphs, dropping the least recently used: each
+    /// holds its activation buffers, so this bounds GPU memory. Default [`GRAPH_CACHE`].
+    pub fn set_graph_cache(&mut self, n: usize) {
+        self.graph_cache = n.max(1);
+        let mut graphs = self.graphs.lock().unwrap();
+        let extra = graphs.len().saturating_sub(self.graph_cache);
+        graphs.drain(..extra);
+    }
+
+    /// GPU bytes of the weights.
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
+    /// Planned activation bytes of the graph for `batch` rows of `seq` tokens (built and
+    /// cached if it was not): what a forward of that shape needs beyond the weights.
+    pub fn activation_bytes(&self, batch: usize, seq: usize) -> Result<u64> {
+        let c = self.graph(batch, self.bucket(seq), Readback::Head, 0)?;
+        Ok(c.graph.plan().planned_activation_bytes)
+    }
+
+    /// Notes from loading (e.g. a table split over several bindings).
     pub fn notes(&self) -> &[String] {
         &self.net.notes
     }
@@ -207,7 +254,7 @@ impl Model {
         };
         let widest = inner.max(3 * c.hidden_size).max(c.embedding_size);
         let per_row = (4 * (seq * widest).max(self.net.attention_floats_per_row(seq))) as u64;
-        let limit = self.gpu.limits.max_storage_buffer_binding_size;
+        let limit = self.gpu.max_binding_bytes();
         ((limit / per_row.max(1)) as usize).max(1)
     }
 
@@ -326,7 +373,7 @@ impl Model {
         self.builds.fetch_add(1, Ordering::Relaxed);
         let c = Arc::new(CachedGraph { key, graph, io });
         let mut graphs = self.graphs.lock().unwrap();
-        if graphs.len() >= GRAPH_CACHE {
+        if graphs.len() >= self.graph_cache {
             graphs.remove(0);
         }
         graphs.push(c.clone());

@@ -16,44 +16,75 @@ pub struct Embedding {
     pub token_types: bool,
     pub eps: f32,
     pub table_dtype: DType,
+    /// The word vectors are already in the output, copied there by [`Embedding::gather`] from
+    /// a table split over several bindings; the word binding is then unused.
+    pub gathered: bool,
 }
 
 impl Embedding {
-    /// Bindings: 1 idx (u32: ids, position ids, type ids, `tokens` each), 2 word table,
-    /// 3 position table, 4 token-type table (3 and 4: any buffer when absent), 5 gamma, 6 beta, 7 out.
+    fn source(l: Load) -> String {
+        with_enables(
+            &[l],
+            format!(
+                "{}{}{}{}",
+                l.wgsl(2, "word"),
+                l.wgsl(3, "pos"),
+                l.wgsl(4, "typ"),
+                with_reduce(SOURCE)
+            ),
+        )
+    }
+
+    fn params(&self, lo: usize, rows: usize) -> Vec<u32> {
+        vec![
+            self.tokens as u32,
+            self.dim as u32,
+            u32::from(self.token_types),
+            super::f(self.eps),
+            u32::from(self.positions),
+            u32::from(self.gathered),
+            lo as u32,
+            rows as u32,
+        ]
+    }
+
+    /// Bindings: 1 idx (u32: ids, position ids, type ids, `tokens` each), 2 word table (any
+    /// buffer when `gathered`), 3 position table, 4 token-type table (any buffer when absent),
+    /// 5 gamma, 6 beta, 7 out.
     pub fn call(&self, gpu: &Gpu) -> Result<KernelCall> {
         let l = Load::for_dtype(gpu, self.table_dtype);
         let key = format!("embedding.{}", l.tag());
-        let pipeline = gpu.pipeline(&key, || {
-            with_enables(
-                &[l],
-                format!(
-                    "{}{}{}{}",
-                    l.wgsl(2, "word"),
-                    l.wgsl(3, "pos"),
-                    l.wgsl(4, "typ"),
-                    with_reduce(SOURCE)
-                ),
-            )
-        })?;
+        let pipeline = gpu.pipeline(&key, || Self::source(l))?;
         let n = (self.tokens * self.dim) as u64;
         let tables = 1 + u64::from(self.positions) + u64::from(self.token_types);
         Ok(KernelCall {
             kind: "embedding",
             pipeline,
-            params: vec![
-                self.tokens as u32,
-                self.dim as u32,
-                u32::from(self.token_types),
-                super::f(self.eps),
-                u32::from(self.positions),
-            ],
+            params: self.params(0, 0),
             workgroups: grid(self.tokens as u32),
             flops: n * (tables + 6),
             bytes: 12 * self.tokens as u64
                 + tables * self.table_dtype.bytes(n as usize)
                 + 4 * n
                 + 8 * self.dim as u64,
+        })
+    }
+
+    /// Copies the word vectors of tokens whose id lies in rows `lo..lo + rows` of the table
+    /// into the output: one call per piece of a split table, before [`call`](Self::call) with
+    /// `gathered`. Bindings: 1 idx, 2 that piece of the word table, 7 out (no others).
+    pub fn gather(&self, gpu: &Gpu, lo: usize, rows: usize) -> Result<KernelCall> {
+        let l = Load::for_dtype(gpu, self.table_dtype);
+        let key = format!("embedding.gather.{}", l.tag());
+        let pipeline = gpu.pipeline_entry(&key, "gather", || Self::source(l))?;
+        let n = (self.tokens * self.dim) as u64;
+        Ok(KernelCall {
+            kind: "embedding",
+            pipeline,
+            params: self.params(lo, rows),
+            workgroups: grid(self.tokens as u32),
+            flops: 0,
+            bytes: 4 * self.tokens as u64 + 4 * n,
         })
     }
 
@@ -135,6 +166,7 @@ mod tests {
                         token_types: types,
                         eps: 1e-12,
                         table_dtype: dt,
+                        gathered: false,
                     };
                     let wrap = |v: &Vec<f32>| {
                         if dt == DType::F16 {

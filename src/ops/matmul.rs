@@ -126,6 +126,9 @@ pub struct Matmul {
     pub c: View,
     pub alpha: f32,
     pub bias: bool,
+    /// Index of the bias element of C's column 0: a row block of a split weight computes
+    /// columns `bias_off..bias_off + n` of the whole output and reads those biases.
+    pub bias_off: usize,
     pub act: Act,
     pub b_dtype: DType,
     pub bias_dtype: DType,
@@ -211,6 +214,7 @@ impl Matmul {
             c: View::dense(m, n),
             alpha: 1.0,
             bias: false,
+            bias_off: 0,
             act: Act::Identity,
             b_dtype: DType::F32,
             bias_dtype: DType::F32,
@@ -352,6 +356,7 @@ impl Matmul {
             self.act.code(),
             u(m_tiles),
             u(batches),
+            u(self.bias_off),
         ];
         Ok(KernelCall {
             // Its own profiler row, compared with the cooperative-matrix peak.
@@ -412,7 +417,7 @@ impl Matmul {
                     }
                     s *= self.alpha as f64;
                     if let (true, Some(bias)) = (self.bias, bias) {
-                        s += bias[j] as f64;
+                        s += bias[self.bias_off + j] as f64;
                     }
                     c[cb + i * self.c.rows + j * self.c.cols] = self.act.reference(s);
                 }
@@ -448,7 +453,7 @@ mod tests {
         if mm.a_dtype == DType::F16 {
             a = testing::round_f16(&a);
         }
-        let mut bias = testing::random(mm.n, seed + 2, 1.0);
+        let mut bias = testing::random(mm.bias_off + mm.n, seed + 2, 1.0);
         if mm.b_dtype == DType::F16 {
             b = testing::round_f16(&b);
         }
@@ -533,6 +538,25 @@ mod tests {
         }
     }
 
+    /// One row block of a weight split over bindings: `n` of the output's `total` columns from
+    /// `start` on, the bias read from `start` (what the graph emits per piece).
+    #[test]
+    fn row_block_writes_its_columns_with_offset_bias() {
+        for &(m, total, start, n, k, dt) in &[
+            (5, 37, 13, 11, 19, DType::F32),
+            (3, 50, 0, 17, 33, DType::F16),
+            (9, 41, 29, 12, 7, DType::F32),
+        ] {
+            let mut mm = Matmul::linear(m, n, k);
+            mm.bias = true;
+            mm.bias_off = start;
+            mm.b_dtype = dt;
+            mm.c.off = start;
+            mm.c.rows = total;
+            check(mm, m * k, n * k, m * total, 3 + start as u64);
+        }
+    }
+
     #[test]
     fn batched_strided_attention_products() {
         // Q·Kᵀ and P·V read straight out of a fused QKV buffer [B, S, 3H], as the encoder does.
@@ -562,6 +586,7 @@ mod tests {
                 },
                 alpha: 1.0 / (d as f32).sqrt(),
                 bias: false,
+                bias_off: 0,
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,
@@ -601,6 +626,7 @@ mod tests {
                 },
                 alpha: 1.0,
                 bias: false,
+                bias_off: 0,
                 act: Act::Identity,
                 b_dtype: DType::F32,
                 bias_dtype: DType::F32,

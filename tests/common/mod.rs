@@ -152,7 +152,11 @@ pub fn golden_rows(case: &serde_json::Value) -> Vec<Sequence> {
 /// Tiny random model `name` against `tiny-golden.*`: a right-padded batch of three rows, every
 /// hidden state at the real positions and the logits within 1e-4.
 pub fn tiny_parity(name: &str, family: Family) {
-    let gpu = gpu();
+    tiny_parity_on(&gpu(), name, family);
+}
+
+/// [`tiny_parity`] on `gpu`; returns the model.
+pub fn tiny_parity_on(gpu: &Arc<Gpu>, name: &str, family: Family) -> Model {
     let dir = shared().join("fixtures/tiny");
     let meta = json(dir.join("tiny-golden.json"));
     let golden = Golden::open(dir.join("tiny-golden.safetensors"));
@@ -162,7 +166,7 @@ pub fn tiny_parity(name: &str, family: Family) {
         .iter()
         .find(|c| c["model"] == name)
         .unwrap_or_else(|| panic!("{name} not in tiny-golden.json"));
-    let model = Model::load(&dir.join(name), &gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let model = Model::load(&dir.join(name), gpu).unwrap_or_else(|e| panic!("{name}: {e}"));
     assert_eq!(model.config.family, family);
     assert_eq!(
         model.config.architecture,
@@ -200,4 +204,5 @@ pub fn tiny_parity(name: &str, family: Family) {
     for r in 0..rows.len() {
         assert_eq!(out.last_hidden[r], out.hidden_states[states - 1][r]);
     }
+    model
 }

@@ -47,9 +47,9 @@ impl Uploader<'_> {
         let (dtype, bytes) = if shape.len() == 1 {
             (DType::F32, bytemuck::cast_slice(&t.to_f32()).to_vec())
         } else {
-            self.matrix_layout(&t)
+            t.gpu_layout(true)
         };
-        let b = WeightBuffer::upload(self.gpu, name, shape, dtype, &bytes)?;
+        let b = self.upload(name, shape, dtype, &bytes)?;
         self.cache.insert(name.to_string(), b.clone());
         Ok(b)
     }
@@ -70,20 +70,25 @@ impl Uploader<'_> {
         Ok(b)
     }
 
-    fn matrix_layout(&mut self, t: &HostTensor) -> (DType, Vec<u8>) {
-        let (dtype, bytes) = t.gpu_layout(true);
-        let limit = self.gpu.limits.max_storage_buffer_binding_size as usize;
-        if dtype == DType::F32 && bytes.len() > limit && t.numel() * 2 <= limit {
-            // Too large for one binding in f32: f16 halves it (rounding noted for the user).
+    /// Uploads one weight in its stored precision, split into row blocks where it exceeds a
+    /// binding (noted for `wgformer info`).
+    fn upload(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+    ) -> Result<WeightBuffer> {
+        let b = WeightBuffer::upload(self.gpu, name, shape, dtype, bytes)?;
+        if b.pieces.len() > 1 {
             self.notes.push(format!(
-                "{} ({} MB in f32) exceeds the {} MB storage binding limit: stored as f16",
-                t.name,
-                bytes.len() >> 20,
-                limit >> 20
+                "{name} ({} MB) exceeds the {} MB storage binding limit: split into {} row blocks",
+                b.bytes() >> 20,
+                self.gpu.max_binding_bytes() >> 20,
+                b.pieces.len()
             ));
-            return (DType::F16, crate::ops::f16_bytes(&t.to_f32()));
         }
-        (dtype, bytes)
+        Ok(b)
     }
 
     pub fn lin(&mut self, s: &LinSpec) -> Result<Lin> {
@@ -136,8 +141,8 @@ impl Uploader<'_> {
                             .collect()
                     },
                 };
-                let (dtype, bytes) = self.matrix_layout(&joined);
-                let b = WeightBuffer::upload(self.gpu, &key, &[count * out, inp], dtype, &bytes)?;
+                let (dtype, bytes) = joined.gpu_layout(true);
+                let b = self.upload(&key, &[count * out, inp], dtype, &bytes)?;
                 self.cache.insert(key.clone(), b.clone());
                 b
             }
