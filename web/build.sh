@@ -17,8 +17,10 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $WB_VERSION\$"; then
   echo "web: installing wasm-bindgen-cli $WB_VERSION from crates.io"
   # --locked first; when the registry lacks a crate the CLI's lockfile names (it happened with
   # webpki-roots), resolve afresh: the CLI's own version is still the pinned one.
-  cargo install wasm-bindgen-cli --version "$WB_VERSION" --locked ||
-    cargo install wasm-bindgen-cli --version "$WB_VERSION"
+  # --debug: it only rewrites one module here, and an unoptimised build of the CLI takes a
+  # fraction of the time on a 2-core CI machine.
+  cargo install wasm-bindgen-cli --version "$WB_VERSION" --locked --debug ||
+    cargo install wasm-bindgen-cli --version "$WB_VERSION" --debug
 fi
 
 TARGET_DIR="${CARGO_TARGET_DIR:-target}"
