@@ -85,3 +85,46 @@ fn bench_soak_prints_start_middle_and_end() {
         .all(|s| s["gpu_buffer_bytes"].as_u64().unwrap() >= v["weight_bytes"].as_u64().unwrap()));
     assert_eq!(v["gpu_growth_pct_middle_to_end"], 0.0);
 }
+
+/// `wgformer info --batch B --seq S` plans that forward on the GPU: the activation bytes the
+/// library plans, at least the QKV projection's (a tensor every layer writes), growing with
+/// the length.
+#[test]
+fn info_reports_planned_activation_bytes() {
+    let dir = shared().join("fixtures/tiny/tiny-bert");
+    let info = |batch: usize, seq: usize| -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgformer"))
+            .args(["info", "--json", "--batch", &batch.to_string()])
+            .args(["--seq", &seq.to_string(), "--model"])
+            .arg(&dir)
+            .args(
+                std::env::var("WGFORMER_TEST_BACKEND")
+                    .map(|b| vec!["--backend".to_string(), b])
+                    .unwrap_or_default(),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let model = Model::load(&dir, &gpu()).unwrap();
+    let h = model.config.hidden_size as u64;
+    let (small, large) = (info(2, 16), info(2, 32));
+    let bytes = |v: &serde_json::Value| v["plan"]["activation_bytes"].as_u64().unwrap();
+    assert_eq!(bytes(&small), model.activation_bytes(2, 16).unwrap());
+    assert!(bytes(&small) >= 2 * 16 * 3 * h * 4, "{small}");
+    assert!(bytes(&large) > bytes(&small), "{small} {large}");
+    assert_eq!(small["plan"]["weight_bytes"], small["weight_bytes"]);
+    // Without --batch/--seq nothing is planned (and no GPU is opened).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wgformer"))
+        .args(["info", "--json", "--model"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("plan").is_none(), "{v}");
+}

@@ -1,6 +1,7 @@
 //! `wgformer info --model DIR`: what a model folder holds and how wgformer will run it. Reads only
 //! config.json and the safetensors header (no GPU): every tensor the architecture needs is
-//! checked for presence, shape and dtype, so a folder that `info` accepts loads.
+//! checked for presence, shape and dtype, so a folder that `info` accepts loads. With `--batch`
+//! and `--seq` it also loads the model on the GPU and plans that shape's activations.
 
 use clap::Args;
 use serde::Serialize;
@@ -20,6 +21,27 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// With `--seq`: also plan a forward of this many rows on the GPU and report its
+    /// activation bytes.
+    #[arg(long, requires = "seq")]
+    batch: Option<usize>,
+    /// With `--batch`: tokens per row of that plan.
+    #[arg(long, requires = "batch")]
+    seq: Option<usize>,
+    #[command(flatten)]
+    gpu: super::GpuArgs,
+}
+
+/// A planned forward of `batch × seq` (`--batch`, `--seq`).
+#[derive(Serialize)]
+struct Plan {
+    batch: usize,
+    seq: usize,
+    adapter: String,
+    /// Bytes of the activation buffers the graph plans (after sharing by lifetime).
+    activation_bytes: u64,
+    /// The weights as uploaded to that adapter.
+    weight_bytes: u64,
 }
 
 #[derive(Serialize)]
@@ -65,10 +87,32 @@ struct Info {
     #[serde(skip_serializing_if = "Option::is_none")]
     problem_type: Option<String>,
     runs_as: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plan: Option<Plan>,
 }
 
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
-    let info = describe(&a.model)?;
+    let mut info = describe(&a.model)?;
+    if let (Some(batch), Some(seq)) = (a.batch, a.seq) {
+        if batch == 0 || seq == 0 {
+            anyhow::bail!("--batch and --seq must be at least 1");
+        }
+        let gpu = a.gpu.open()?;
+        let model = wgformer::models::Model::load(&a.model, &gpu)?;
+        if seq > model.max_sequence() {
+            anyhow::bail!(
+                "--seq {seq} is longer than this model's {} positions",
+                model.max_sequence()
+            );
+        }
+        info.plan = Some(Plan {
+            batch,
+            seq,
+            adapter: gpu.describe(),
+            activation_bytes: model.activation_bytes(batch, seq)?,
+            weight_bytes: model.weight_bytes(),
+        });
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
         return Ok(());
@@ -113,9 +157,24 @@ pub fn run(a: InfoArgs) -> anyhow::Result<()> {
         info.tensors_used
     );
     println!(
-        "GPU weights   {:.2} MB (activations per batch × length: `wgformer profile`)",
-        info.weight_bytes as f64 / 1e6
+        "GPU weights   {:.2} MB{}",
+        info.weight_bytes as f64 / 1e6,
+        if info.plan.is_none() {
+            " (activations: add --batch B --seq S)"
+        } else {
+            ""
+        }
     );
+    if let Some(p) = &info.plan {
+        println!(
+            "planned       {} × {}: activations {:.2} MB, weights {:.2} MB on {}",
+            p.batch,
+            p.seq,
+            p.activation_bytes as f64 / 1e6,
+            p.weight_bytes as f64 / 1e6,
+            p.adapter
+        );
+    }
     if matches!(
         info.head,
         HeadKind::SequenceClassification | HeadKind::TokenClassification
@@ -194,6 +253,7 @@ fn describe(dir: &Path) -> anyhow::Result<Info> {
             hidden_groups: (cfg.family == Family::Albert).then_some(cfg.num_hidden_groups),
         },
         runs_as: runs_as(&stored_dtype),
+        plan: None,
         stored_dtype,
         parameters: w.parameter_count(),
         tensors_used: names.len(),
