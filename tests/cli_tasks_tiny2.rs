@@ -446,3 +446,39 @@ fn classify_cli_matches_transformers() {
     assert!(checked > 0, "no classification rows checked");
     eprintln!("classify CLI: {checked} rows checked");
 }
+
+/// `classify` and `embed` with unreadable lines before, between and after good ones: one
+/// `--json` line per input line, each unreadable one as `{"line", "error"}` in its place.
+#[test]
+fn classify_and_embed_keep_bad_lines_in_place() {
+    let text = "{\"txt\": 0}\ngood text one\n{\"txt\": 1}\nanother good one\n{\"txt\": 2}\n";
+    let input = TempFile::new("bad-lines", text);
+    let dir = common::shared().join("fixtures/tiny/tiny-bert");
+    for cmd in ["classify", "embed"] {
+        let (ok, stdout, stderr) = wgformer(
+            &[
+                cmd,
+                "--model",
+                dir.to_str().unwrap(),
+                "--json",
+                "--input",
+                input.path(),
+            ],
+            None,
+        );
+        assert!(ok, "{cmd}: {stderr}");
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 5, "{cmd}: {stdout}");
+        for (k, v) in lines.iter().enumerate() {
+            if k % 2 == 0 {
+                assert_eq!(v["line"], k + 1, "{cmd}: {v}");
+                assert!(v["error"].is_string(), "{cmd}: {v}");
+            } else {
+                assert!(v.is_array(), "{cmd} line {}: {v}", k + 1);
+            }
+        }
+    }
+}

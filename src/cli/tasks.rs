@@ -169,10 +169,26 @@ fn split_items<T>(items: Vec<Item<T>>) -> Split<T> {
     (ok, bad)
 }
 
-fn report_bad(bad: &[(usize, String)], json: bool) {
-    for (line, e) in bad {
-        report_error(*line, e, e, json);
+/// Runs `each` on every parsed input with its result, reporting the unreadable lines `bad` in
+/// their places between them (by line number), so `--json` output lines follow input lines.
+fn in_line_order<I, R>(
+    inputs: &[(usize, I)],
+    results: Vec<R>,
+    bad: &[(usize, String)],
+    json: bool,
+    mut each: impl FnMut(usize, &I, R) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut bad = bad.iter().peekable();
+    for ((line, inp), r) in inputs.iter().zip(results) {
+        while let Some((at, e)) = bad.next_if(|(at, _)| at < line) {
+            report_error(*at, e, e, json);
+        }
+        each(*line, inp, r)?;
     }
+    for (at, e) in bad {
+        report_error(*at, e, e, json);
+    }
+    Ok(())
 }
 
 /// One input that failed: `shown` on stderr, and with `--json` a `{"line","error"}` line in its
@@ -218,9 +234,8 @@ pub fn qa(a: QaArgs) -> anyhow::Result<()> {
     let pb = bar(list.len(), "answering");
     let answers = qa.answer(&list, &params, a.batch_size, &|n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
-    report_bad(&bad, a.json);
     let mut failed = !bad.is_empty();
-    for ((line, inp), ans) in inputs.iter().zip(answers) {
+    in_line_order(&inputs, answers, &bad, a.json, |line, inp, ans| {
         match ans {
             Ok(ans) => print_answers(&inp.id, &ans, a.json, params.top_k)?,
             Err(e) => {
@@ -230,10 +245,11 @@ pub fn qa(a: QaArgs) -> anyhow::Result<()> {
                 } else {
                     String::new()
                 };
-                report_error(*line, &format!("{where_}{e}"), &e.to_string(), a.json);
+                report_error(line, &format!("{where_}{e}"), &e.to_string(), a.json);
             }
         }
-    }
+        Ok(())
+    })?;
     if failed && list.len() <= 1 {
         anyhow::bail!("no answer");
     }
@@ -317,8 +333,7 @@ pub fn classify(a: ClassifyArgs) -> anyhow::Result<()> {
     let pb = bar(list.len(), "classifying");
     let results = c.classify(&list, top_k, a.batch_size, &|n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
-    report_bad(&bad, a.json);
-    for ((line, inp), r) in inputs.iter().zip(results) {
+    in_line_order(&inputs, results, &bad, a.json, |line, inp, r| {
         match r {
             Ok(labels) if a.json => println!("{}", serde_json::to_string(&labels)?),
             Ok(labels) => {
@@ -328,10 +343,10 @@ pub fn classify(a: ClassifyArgs) -> anyhow::Result<()> {
                     .collect();
                 println!("{}\t{}", shown.join(", "), inp.text);
             }
-            Err(e) => report_error(*line, &format!("line {line}: {e}"), &e.to_string(), a.json),
+            Err(e) => report_error(line, &format!("line {line}: {e}"), &e.to_string(), a.json),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 pub fn embed(a: EmbedArgs) -> anyhow::Result<()> {
@@ -343,8 +358,7 @@ pub fn embed(a: EmbedArgs) -> anyhow::Result<()> {
     let pb = bar(list.len(), "embedding");
     let results = e.embed(&list, a.batch_size, &|n| pb.set_position(n as u64))?;
     pb.finish_and_clear();
-    report_bad(&bad, a.json);
-    for ((line, inp), r) in inputs.iter().zip(results) {
+    in_line_order(&inputs, results, &bad, a.json, |line, inp, r| {
         match r {
             Ok(v) if a.json => println!("{}", serde_json::to_string(&v)?),
             Ok(v) => {
@@ -357,14 +371,14 @@ pub fn embed(a: EmbedArgs) -> anyhow::Result<()> {
                 );
             }
             Err(err) => report_error(
-                *line,
+                line,
                 &format!("line {line}: {err}"),
                 &err.to_string(),
                 a.json,
             ),
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 pub fn eval(cmd: EvalCommand) -> anyhow::Result<()> {
