@@ -8,8 +8,13 @@ use crate::models::Model;
 use crate::pipelines::classify::TopK;
 use crate::pipelines::input::{QaInput, TextInput};
 use crate::pipelines::qa::QaParams;
+use crate::pipelines::token_classification::Aggregation;
 use crate::pipelines::tokenize::TextTokenizer;
-use crate::pipelines::{Classifier, Embedder, QuestionAnswerer, DEFAULT_BATCH};
+use crate::pipelines::zero_shot;
+use crate::pipelines::{
+    Classifier, Embedder, FillMasker, QuestionAnswerer, Reranker, TokenClassifier,
+    ZeroShotClassifier, DEFAULT_BATCH,
+};
 use serde_json::{json, Value};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -54,7 +59,8 @@ impl Engine {
         v.to_string()
     }
 
-    /// Builds the `task` (`classify`, `qa` or `embed`) from a model folder's files: `names[i]`
+    /// Builds the `task` (`classify`, `qa`, `embed`, `ner`, `fill-mask`, `zero-shot` or
+    /// `rerank`) from a model folder's files: `names[i]`
     /// (`config.json`, `model.safetensors`, `tokenizer.json`, `1_Pooling/config.json`...) holds
     /// `contents[i]` (a `Uint8Array`). `origin` (the folder's URL) names the model in errors.
     pub fn load(
@@ -91,9 +97,18 @@ impl Engine {
             "classify" => Task::Classify(Classifier::new(model, tokenizer, None).map_err(js_err)?),
             "qa" => Task::Qa(QuestionAnswerer::new(model, tokenizer).map_err(js_err)?),
             "embed" => Task::Embed(Embedder::new(model, tokenizer, &files).map_err(js_err)?),
+            "ner" => Task::Ner(TokenClassifier::new(model, tokenizer).map_err(js_err)?),
+            "fill-mask" => Task::Fill(FillMasker::new(model, tokenizer).map_err(js_err)?),
+            "zero-shot" => {
+                Task::ZeroShot(ZeroShotClassifier::new(model, tokenizer).map_err(js_err)?)
+            }
+            "rerank" => Task::Rerank(
+                Reranker::new(Classifier::new(model, tokenizer, None).map_err(js_err)?)
+                    .map_err(js_err)?,
+            ),
             other => {
                 return Err(js_err(format!(
-                    "unknown task `{other}`: use classify, qa or embed"
+                    "unknown task `{other}`: use classify, qa, embed, ner, fill-mask, zero-shot or rerank"
                 )))
             }
         };
@@ -107,6 +122,10 @@ enum Task {
     Classify(Classifier),
     Qa(QuestionAnswerer),
     Embed(Embedder),
+    Ner(TokenClassifier),
+    Fill(FillMasker),
+    ZeroShot(ZeroShotClassifier),
+    Rerank(Reranker),
 }
 
 /// A loaded model ready for one task. Each call resolves to the JSON text the CLI's `--json`
@@ -137,6 +156,10 @@ impl Pipeline {
             Task::Classify(_) => "classify",
             Task::Qa(_) => "qa",
             Task::Embed(_) => "embed",
+            Task::Ner(_) => "ner",
+            Task::Fill(_) => "fill-mask",
+            Task::ZeroShot(_) => "zero-shot",
+            Task::Rerank(_) => "rerank",
         }
         .into()
     }
@@ -232,6 +255,127 @@ impl Pipeline {
                 .await
                 .map_err(js_err)?;
             Ok(JsValue::from_str(&per_input(r).to_string()))
+        })
+    }
+
+    /// Named entities of every text (`aggregation`: none, simple, first, average or max), as
+    /// `wgformer ner --json`: per text, transformers' entities.
+    pub fn ner(&self, texts: Vec<String>, aggregation: String) -> js_sys::Promise {
+        let task = self.task.clone();
+        future_to_promise(async move {
+            let Task::Ner(m) = &*task else {
+                return Err(js_err("this model was loaded for another task than ner"));
+            };
+            let strategy = Aggregation::parse(&aggregation).map_err(js_err)?;
+            let r = m
+                .classify_ignoring_async(
+                    &texts,
+                    strategy,
+                    &["O".to_string()],
+                    DEFAULT_BATCH,
+                    &|_| {},
+                )
+                .await
+                .map_err(js_err)?;
+            Ok(JsValue::from_str(&per_input(r).to_string()))
+        })
+    }
+
+    /// The mask token texts must contain (`[MASK]`, `<mask>`...).
+    pub fn mask_token(&self) -> String {
+        match &*self.task {
+            Task::Fill(f) => f.mask_token().to_string(),
+            _ => String::new(),
+        }
+    }
+
+    /// Fills the masks of every text, as `wgformer fill-mask --json`: the `top_k` best tokens
+    /// per mask, over the vocabulary or `targets` (none: the vocabulary).
+    pub fn fill(&self, texts: Vec<String>, top_k: usize, targets: Vec<String>) -> js_sys::Promise {
+        let task = self.task.clone();
+        future_to_promise(async move {
+            let Task::Fill(m) = &*task else {
+                return Err(js_err(
+                    "this model was loaded for another task than fill-mask",
+                ));
+            };
+            let targets = (!targets.is_empty()).then_some(targets);
+            let r = m
+                .fill_async(
+                    &texts,
+                    top_k.max(1),
+                    targets.as_deref(),
+                    DEFAULT_BATCH,
+                    &|_| {},
+                )
+                .await
+                .map_err(js_err)?;
+            Ok(JsValue::from_str(&per_input(r).to_string()))
+        })
+    }
+
+    /// Zero-shot classification of every text against `labels` through the NLI head, as
+    /// `wgformer zero-shot --json`; `template` empty is transformers' default.
+    pub fn zero_shot(
+        &self,
+        texts: Vec<String>,
+        labels: Vec<String>,
+        template: String,
+        multi_label: bool,
+    ) -> js_sys::Promise {
+        let task = self.task.clone();
+        future_to_promise(async move {
+            let Task::ZeroShot(m) = &*task else {
+                return Err(js_err(
+                    "this model was loaded for another task than zero-shot",
+                ));
+            };
+            if labels.is_empty() {
+                return Err(js_err("give at least one candidate label"));
+            }
+            let template = if template.is_empty() {
+                zero_shot::DEFAULT_TEMPLATE.to_string()
+            } else {
+                template
+            };
+            let r = m
+                .classify_async(
+                    &texts,
+                    &labels,
+                    &template,
+                    multi_label,
+                    DEFAULT_BATCH,
+                    &|_| {},
+                )
+                .await
+                .map_err(js_err)?;
+            Ok(JsValue::from_str(&per_input(r).to_string()))
+        })
+    }
+
+    /// The documents ranked for `query` by the cross-encoder, best first, as
+    /// `wgformer rerank --json`: `{"index","score","text"}` (`raw`: the logit); a document
+    /// that failed is `{"index","error"}` after them.
+    pub fn rerank(&self, query: String, docs: Vec<String>, raw: bool) -> js_sys::Promise {
+        let task = self.task.clone();
+        future_to_promise(async move {
+            let Task::Rerank(m) = &*task else {
+                return Err(js_err("this model was loaded for another task than rerank"));
+            };
+            let scores = m
+                .scores_async(&query, &docs, raw, DEFAULT_BATCH, &|_| {})
+                .await
+                .map_err(js_err)?;
+            let mut out: Vec<Value> = Reranker::rank(&docs, &scores, true)
+                .into_iter()
+                .map(|r| json!({ "index": r.index, "score": r.score, "text": r.text }))
+                .collect();
+            for (index, s) in scores.iter().enumerate() {
+                if let Err(e) = s {
+                    out.push(json!({ "index": index, "error": e.to_string() }));
+                }
+            }
+            Ok(JsValue::from_str(&Value::Array(out).to_string()))
         })
     }
 }

@@ -1,6 +1,9 @@
 // The demo page. URL contract (a link reproduces a result): `model` (base URL of a model folder),
-// `task` (qa | classify | embed; default from the config), `question` + `context`, or `text`
-// (repeatable; `text_pair` repeatable alongside), `top_k` (default 1), `repeat` (extra timed
+// `task` (qa | classify | embed | ner | fill-mask | zero-shot | rerank; default from the config),
+// `question` + `context`, or `text` (repeatable; `text_pair` repeatable alongside; for rerank the
+// documents, with `query`), `top_k` (default 1; fill-mask 5), `aggregation_strategy` (ner,
+// default none), `targets` (fill-mask, comma-separated), `labels` (zero-shot, comma-separated),
+// `hypothesis_template`, `multi_label` (true), `raw_scores` (rerank: true), `repeat` (extra timed
 // runs), `kernels` (auto | gpu | cpu variants). Once loaded it runs the inputs and writes the JSON result into <pre id="result">, or
 // {"error": ...} there.
 
@@ -60,6 +63,9 @@ function render(task, inputs, result) {
           .join('');
       })
       .join('');
+  } else if (task !== 'embed') {
+    // NER, fill-mask, zero-shot and rerank: transformers' JSON, one block per input.
+    view.innerHTML = `<pre class="json">${escapeHtml(JSON.stringify(result, null, 1))}</pre>`;
   } else {
     const vecs = result.map((v) => (Array.isArray(v) ? v : null));
     const cos = (a, b) => {
@@ -77,6 +83,10 @@ async function runOnce(m, inputs) {
   const p = m.pipeline;
   if (m.task === 'qa') return JSON.parse(await p.qa(inputs.question, inputs.context, inputs.topK === 'all' ? 1 : Number(inputs.topK) || 1));
   if (m.task === 'classify') return JSON.parse(await p.classify(inputs.texts, inputs.pairs, inputs.topK));
+  if (m.task === 'ner') return JSON.parse(await p.ner(inputs.texts, inputs.aggregation));
+  if (m.task === 'fill-mask') return JSON.parse(await p.fill(inputs.texts, Number(inputs.topKOr5) || 5, inputs.targets));
+  if (m.task === 'zero-shot') return JSON.parse(await p.zero_shot(inputs.texts, inputs.labels, inputs.template, inputs.multiLabel));
+  if (m.task === 'rerank') return JSON.parse(await p.rerank(inputs.query, inputs.texts, inputs.rawScores));
   return JSON.parse(await p.embed(inputs.texts));
 }
 
@@ -91,6 +101,14 @@ async function run(q) {
     texts: q.getAll('text'),
     pairs: q.getAll('text_pair'),
     topK: q.get('top_k') ?? '1',
+    topKOr5: q.get('top_k') ?? '5',
+    aggregation: q.get('aggregation_strategy') ?? 'none',
+    targets: (q.get('targets') ?? '').split(',').map((t) => t.trim()).filter(Boolean),
+    labels: (q.get('labels') ?? '').split(',').map((t) => t.trim()).filter(Boolean),
+    template: q.get('hypothesis_template') ?? '',
+    multiLabel: q.get('multi_label') === 'true',
+    query: q.get('query') ?? '',
+    rawScores: q.get('raw_scores') === 'true',
   };
   const key = `${model} ${q.get('task') ?? ''}`;
   let m = loaded.get(key);
@@ -124,6 +142,8 @@ function fillForm(q) {
   $('question').value = q.get('question') ?? '';
   $('context').value = q.get('context') ?? '';
   $('texts').value = q.getAll('text').join('\n');
+  $('labels').value = q.get('labels') ?? '';
+  $('query').value = q.get('query') ?? '';
 }
 
 $('form').addEventListener('submit', (ev) => {
@@ -134,6 +154,8 @@ $('form').addEventListener('submit', (ev) => {
   if ($('question').value) q.set('question', $('question').value);
   if ($('context').value) q.set('context', $('context').value);
   for (const t of $('texts').value.split('\n').filter((t) => t.trim())) q.append('text', t);
+  if ($('labels').value) q.set('labels', $('labels').value);
+  if ($('query').value) q.set('query', $('query').value);
   history.replaceState(null, '', `?${q}`);
   run(q).catch(fail);
 });

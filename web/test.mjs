@@ -3,7 +3,9 @@
 // SST-2 sentences on models/minilm-sst2 (1e-4), the shortest SQuAD question on
 // models/distilminilm-squad (same span, score within 1e-3 relative), the two shortest sentences of
 // fixtures/embeddings.hf.jsonl on the f32 all-MiniLM-L6-v2 (EMBED_MODEL_DIR, from
-// scripts/fetch-models.sh; 1e-5 as natively), and a missing model's error.
+// scripts/fetch-models.sh; 1e-5 as natively), the other tasks on fixtures/tiny2 (NER with two
+// aggregations, fill-mask, zero-shot, rerank: transformers' JSON, scores within 1e-4), and a
+// missing model's error.
 // Prints each check, the page's timings, and a closing "N passed, N failed" line.
 //   node web/test.mjs SHARED_DIR [CHROMIUM] [EMBED_MODEL_DIR]
 import fs from 'node:fs';
@@ -29,6 +31,8 @@ const tinyRows = jsonl('fixtures/tiny/tiny-pipeline.hf.jsonl');
 const models = {};
 for (const r of tinyRows) models[r.model] = path.join(shared, 'fixtures/tiny', r.model);
 for (const m of fs.readdirSync(path.join(shared, 'models'))) models[m] = path.join(shared, 'models', m);
+const taskRows = jsonl('fixtures/tiny2/tiny-tasks.hf.jsonl');
+for (const r of taskRows) models[r.model] = path.join(shared, 'fixtures/tiny2', r.model);
 if (embedDir) {
   if (!fs.existsSync(path.join(embedDir, 'config.json'))) {
     console.error(`web tests: FAILED: no model at ${embedDir} (run scripts/fetch-models.sh)`);
@@ -156,6 +160,61 @@ if (models['all-MiniLM-L6-v2']) {
     check(`all-MiniLM-L6-v2 embedding: ${JSON.stringify(r.sentence)}`, worst < 1e-5, `max |diff| ${worst} (${JSON.stringify(got ?? page.result).slice(0, 200)})`);
   });
   timings.push({ model: 'all-MiniLM-L6-v2', texts: rows.length, ...page.timings });
+}
+
+/** Equal JSON, numbers under a `score`/`scores` key within `tol`. */
+function sameJson(got, want, tol, scores = false) {
+  if (Array.isArray(want)) {
+    return Array.isArray(got) && got.length === want.length && want.every((w, i) => sameJson(got[i], w, tol, scores));
+  }
+  if (want && typeof want === 'object') {
+    return got && typeof got === 'object' && Object.keys(want).length === Object.keys(got).length &&
+      Object.keys(want).every((k) => sameJson(got[k], want[k], tol, k === 'score' || k === 'scores'));
+  }
+  if (typeof want === 'number' && scores) return typeof got === 'number' && Math.abs(got - want) <= tol;
+  return got === want;
+}
+
+/** The first rows of `task` on `model` whose args match `pick`, run through the page at once. */
+async function taskCheck(task, model, pageTask, pick, query, n = 2) {
+  const rows = taskRows.filter((r) => r.task === task && r.model === model && pick(r) && !(r.hf && r.hf.error)).slice(0, n);
+  if (rows.length === 0) {
+    check(`${model}: ${pageTask} rows`, false, 'no fixture rows');
+    return;
+  }
+  const q = [['model', `/models/${model}`], ['task', pageTask], ...query(rows[0])];
+  for (const r of rows) q.push(['text', r.inputs.text]);
+  const page = await runPage(q);
+  rows.forEach((r, i) => {
+    const got = Array.isArray(page.result) ? page.result[i] : page.result;
+    check(`${model} ${pageTask} ${JSON.stringify(r.args)}: ${JSON.stringify(r.inputs.text).slice(0, 40)}`,
+      sameJson(got, r.hf, 1e-4), `got ${JSON.stringify(got).slice(0, 300)}, want ${JSON.stringify(r.hf).slice(0, 300)}`);
+  });
+  timings.push({ model, task: pageTask, ...page.timings });
+}
+
+for (const agg of ['none', 'simple']) {
+  await taskCheck('token-classification', 'tiny-bert-ner', 'ner', (r) => r.args.aggregation_strategy === agg,
+    () => [['aggregation_strategy', agg]]);
+}
+await taskCheck('fill-mask', 'tiny-roberta-mlm', 'fill-mask', (r) => r.args.top_k === 5, () => [['top_k', '5']]);
+await taskCheck('zero-shot-classification', 'tiny-bert-nli', 'zero-shot',
+  (r) => r.args.multi_label === false && !r.args.hypothesis_template,
+  (r) => [['labels', r.inputs.candidate_labels.join(',')]], 1);
+{
+  // Rerank: one query's documents, best first, with the pipeline's scores.
+  const rows = taskRows.filter((r) => r.model === 'tiny-bert-cross' && r.inputs.text_pair);
+  const query = rows[0].inputs.text;
+  const docs = rows.filter((r) => r.inputs.text === query);
+  const q = [['model', '/models/tiny-bert-cross'], ['task', 'rerank'], ['query', query]];
+  for (const r of docs) q.push(['text', r.inputs.text_pair]);
+  const page = await runPage(q);
+  const want = docs.map((r, i) => ({ index: i, score: r.hf.pipeline[0].score, text: r.inputs.text_pair }))
+    .sort((a, b) => b.score - a.score);
+  const ok = Array.isArray(page.result) && page.result.length === want.length &&
+    page.result.every((g, k) => Math.abs(g.score - want.find((w) => w.index === g.index).score) <= 1e-4 &&
+      g.text === docs[g.index].inputs.text_pair && (k === 0 || page.result[k - 1].score >= g.score));
+  check(`tiny-bert-cross rerank: ${docs.length} documents`, ok, `got ${JSON.stringify(page.result).slice(0, 300)}, want ${JSON.stringify(want).slice(0, 300)}`);
 }
 
 {

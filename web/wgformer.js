@@ -74,17 +74,22 @@ async function fetchFile(url, required, onBytes) {
   return out;
 }
 
-/** The task a config's architecture implies: qa, classify, or embed for a base model. */
+/**
+ * The task a config's architecture implies: qa, classify, ner, fill-mask, or embed for a base
+ * model (zero-shot and rerank run on classifiers: name them with `task`).
+ */
 export function taskOf(config) {
   const arch = (config.architectures || [])[0] || '';
   if (arch.endsWith('ForQuestionAnswering')) return 'qa';
   if (arch.endsWith('ForSequenceClassification')) return 'classify';
+  if (arch.endsWith('ForTokenClassification')) return 'ner';
+  if (arch.endsWith('ForMaskedLM')) return 'fill-mask';
   return 'embed';
 }
 
 /**
- * Downloads the model folder at `baseUrl` and builds `task` (`classify`, `qa`, `embed`; null:
- * from the config). `onProgress({file, loaded, total, done, bytes})` follows the downloads.
+ * Downloads the model folder at `baseUrl` and builds `task` (`classify`, `qa`, `embed`, `ner`,
+ * `fill-mask`, `zero-shot`, `rerank`; null: from the config). `onProgress({file, loaded, total, done, bytes})` follows the downloads.
  * Resolves to `{pipeline, task, config, bytes, downloadMs, buildMs}`.
  */
 export async function loadModel(engine, baseUrl, task, onProgress = () => {}) {

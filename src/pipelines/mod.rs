@@ -433,8 +433,7 @@ impl QuestionAnswerer {
 }
 
 /// A loaded model must carry `head` for a task; the error names what to use instead.
-#[cfg(not(target_arch = "wasm32"))]
-fn require_head(model: &Model, dir: &Path, head: HeadKind, what: &str) -> Result<()> {
+fn require_head(model: &Model, dir: &std::path::Path, head: HeadKind, what: &str) -> Result<()> {
     if model.config.head != head {
         return Err(Error::model(
             dir,
@@ -454,7 +453,6 @@ fn require_head(model: &Model, dir: &Path, head: HeadKind, what: &str) -> Result
     Ok(())
 }
 
-#[cfg(not(target_arch = "wasm32"))]
 fn display_arch(a: &str) -> &str {
     if a.is_empty() {
         "(no architecture: a base model)"
@@ -474,9 +472,15 @@ impl TokenClassifier {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
+        Self::new(model, tokenizer)
+    }
+
+    /// A loaded `*ForTokenClassification` model and its tokenizer.
+    pub fn new(model: Model, tokenizer: TextTokenizer) -> Result<Self> {
+        let dir = model.dir.clone();
         require_head(
             &model,
-            dir,
+            &dir,
             HeadKind::TokenClassification,
             "token-classification",
         )?;
@@ -603,10 +607,16 @@ impl FillMasker {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
-        require_head(&model, dir, HeadKind::MaskedLm, "masked-LM")?;
+        Self::new(model, tokenizer)
+    }
+
+    /// A loaded `*ForMaskedLM` model and its tokenizer (which must have a mask token).
+    pub fn new(model: Model, tokenizer: TextTokenizer) -> Result<Self> {
+        let dir = model.dir.clone();
+        require_head(&model, &dir, HeadKind::MaskedLm, "masked-LM")?;
         let mask = tokenizer.special().mask.clone().ok_or_else(|| {
             Error::model(
-                dir,
+                &dir,
                 "The tokenizer does not define a `mask_token` (tokenizer_config.json `mask_token`)",
             )
         })?;
@@ -745,9 +755,15 @@ impl ZeroShotClassifier {
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
         let (model, tokenizer) = load_pair(dir, gpu)?;
+        Self::new(model, tokenizer)
+    }
+
+    /// A loaded NLI `*ForSequenceClassification` model and its tokenizer.
+    pub fn new(model: Model, tokenizer: TextTokenizer) -> Result<Self> {
+        let dir = model.dir.clone();
         require_head(
             &model,
-            dir,
+            &dir,
             HeadKind::SequenceClassification,
             "sequence-classification (NLI)",
         )?;
@@ -869,11 +885,15 @@ impl Reranker {
     /// Loads a `*ForSequenceClassification` folder with one label.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn load(dir: &Path, gpu: &Arc<Gpu>) -> Result<Self> {
-        let classifier = Classifier::load(dir, gpu, None)?;
+        Self::new(Classifier::load(dir, gpu, None)?)
+    }
+
+    /// A cross-encoder: a classifier with one label.
+    pub fn new(classifier: Classifier) -> Result<Self> {
         let n = classifier.model.config.num_labels();
         if n != 1 {
             return Err(Error::model(
-                dir,
+                &classifier.model.dir,
                 format!(
                     "reranking needs a cross-encoder (a sequence-classification model with one label), but `{}` has {n} labels: use classify",
                     classifier.model.config.architecture
