@@ -218,6 +218,26 @@ await taskCheck('zero-shot-classification', 'tiny-bert-nli', 'zero-shot',
 }
 
 {
+  // Calls made without awaiting the previous one are queued, each with its own answer.
+  const page = await browser.newPage();
+  await page.goto(`${origin}/`);
+  const got = await page.evaluate(async () => {
+    const { open, loadModel } = await import('./wgformer.js');
+    const engine = await open();
+    const m = await loadModel(engine, '/models/tiny-bert', 'classify');
+    // Same length: one graph, so the calls really contend for it.
+    const texts = ['a gorgeous movie', 'a boring film', 'the dull plot', 'one more line'];
+    const all = await Promise.all(texts.map((t) => m.pipeline.classify([t], [], 'all')));
+    const alone = [];
+    for (const t of texts) alone.push(await m.pipeline.classify([t], [], 'all'));
+    return { all, alone };
+  }).catch((e) => ({ error: String(e) }));
+  await page.close();
+  check('overlapping calls on one model are queued, each with its own answer',
+    !got.error && JSON.stringify(got.all) === JSON.stringify(got.alone), JSON.stringify(got).slice(0, 300));
+}
+
+{
   const page = await runPage([['model', '/models/no-such-model'], ['task', 'classify'], ['text', 'hello']]);
   const e = page.result && page.result.error;
   check('a missing model shows the error', typeof e === 'string' && e.includes('404') && e.includes('config.json'), JSON.stringify(page.result));
