@@ -382,6 +382,23 @@ impl<'g> GraphBuilder<'g> {
         Ok((y, sum))
     }
 
+    /// (batch, seq, hidden) of a packed `[batch, seq, 3·hidden]` Q/K/V projection whose hidden
+    /// size `heads` divides.
+    fn packed_qkv(
+        &self,
+        label: &str,
+        qkv: TensorId,
+        heads: usize,
+    ) -> Result<(usize, usize, usize)> {
+        let s = self.shape(qkv);
+        if s.len() != 3 || heads == 0 || !s[2].is_multiple_of(3 * heads) {
+            return Err(Error::Graph(format!(
+                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
+            )));
+        }
+        Ok((s[0], s[1], s[2] / 3))
+    }
+
     /// Rotary position embedding, in place on the Q and K parts of `qkv`
     /// `[batch, seq, 3·hidden]`; `table` is [`crate::ops::rope::table`] for this `seq`.
     pub fn rope(
@@ -391,23 +408,18 @@ impl<'g> GraphBuilder<'g> {
         heads: usize,
         table: TensorId,
     ) -> Result<()> {
-        let s = self.shape(qkv).to_vec();
-        if s.len() != 3 || !s[2].is_multiple_of(3 * heads) {
-            return Err(Error::Graph(format!(
-                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
-            )));
-        }
-        let d = s[2] / 3 / heads;
-        if self.shape(table) != [2 * s[1] * (d / 2)] {
+        let (batch, seq, h) = self.packed_qkv(label, qkv, heads)?;
+        let d = h / heads;
+        if self.shape(table) != [2 * seq * (d / 2)] {
             return Err(Error::Graph(format!(
                 "{label}: rotary table {:?} is not [2·seq·head_dim/2] = [{}]",
                 self.shape(table),
-                2 * s[1] * (d / 2)
+                2 * seq * (d / 2)
             )));
         }
         let r = Rope {
-            batch: s[0],
-            seq: s[1],
+            batch,
+            seq,
             heads,
             head_dim: d,
             dtype: self.tensors[qkv.0].dtype,
@@ -549,13 +561,7 @@ impl<'g> GraphBuilder<'g> {
         heads: usize,
         extras: AttentionExtras,
     ) -> Result<TensorId> {
-        let s = self.shape(qkv).to_vec();
-        if s.len() != 3 || !s[2].is_multiple_of(3) || !(s[2] / 3).is_multiple_of(heads) {
-            return Err(Error::Graph(format!(
-                "{label}: qkv {s:?} is not [batch, seq, 3·hidden] with hidden divisible by {heads} heads"
-            )));
-        }
-        let (bsz, seq, h) = (s[0], s[1], s[2] / 3);
+        let (bsz, seq, h) = self.packed_qkv(label, qkv, heads)?;
         if self.shape(mask) != [bsz, seq] {
             return Err(Error::Graph(format!(
                 "{label}: mask {:?} is not [batch, seq] = [{bsz}, {seq}]",
