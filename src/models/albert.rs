@@ -13,7 +13,9 @@
 //! checkpoints all have `inner_group_num = 1`.
 
 use super::bert;
-use super::bert::{first_token_classifier, masked_lm, post_ln_layer, PostLnNames};
+use super::bert::{
+    first_token_classifier, masked_lm, post_ln_layer, token_classifier, PostLnNames,
+};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
     AttentionKind, HeadSpec, LayerSpec, LinSpec, NetworkSpec, NormSpec, Positions,
@@ -72,10 +74,7 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
-            transform: None,
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::TokenClassification => token_classifier(cfg),
         HeadKind::MaskedLm => masked_lm(
             LinSpec::new("predictions.dense", e, h),
             cfg.act,

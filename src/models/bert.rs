@@ -100,6 +100,14 @@ pub fn first_token_classifier(dense: LinSpec, act: Act, out: LinSpec) -> HeadSpe
     }
 }
 
+/// A token-classification head: `classifier` on every token (one logit per label).
+pub fn token_classifier(cfg: &ModelConfig) -> HeadSpec {
+    HeadSpec::TokenClassifier {
+        transform: None,
+        out: LinSpec::new("classifier", cfg.num_labels(), cfg.hidden_size),
+    }
+}
+
 /// A masked-LM head: `decoder(LayerNorm(act(dense(x))))`.
 pub fn masked_lm(dense: LinSpec, act: Act, norm: NormSpec, decoder: LinSpec) -> HeadSpec {
     HeadSpec::MaskedLm {
@@ -148,10 +156,7 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
-            transform: None,
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::TokenClassification => token_classifier(cfg),
         HeadKind::MaskedLm => masked_lm(
             LinSpec::new("cls.predictions.transform.dense", h, h),
             cfg.act,

@@ -12,7 +12,9 @@
 //! Refused with a clear error: the convolution layer (`conv_kernel_size`), an embedding width
 //! other than the hidden size, a head size other than `hidden/heads`, and DeBERTa-v1's `p2p`.
 
-use super::bert::{first_token_classifier, masked_lm, post_ln_layer, tied_decoder, PostLnNames};
+use super::bert::{
+    first_token_classifier, masked_lm, post_ln_layer, tied_decoder, token_classifier, PostLnNames,
+};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
     AttentionKind, DisentangledSpec, EmbeddingSpec, HeadSpec, LinSpec, NetworkSpec, NormSpec,
@@ -175,10 +177,7 @@ pub fn spec(cfg: &ModelConfig) -> Result<NetworkSpec, String> {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
-            transform: None,
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::TokenClassification => token_classifier(cfg),
         HeadKind::MaskedLm if flag(cfg, "legacy", true) => masked_lm(
             LinSpec::new("cls.predictions.transform.dense", h, h),
             cfg.act,

@@ -3,7 +3,9 @@
 //! `classifier` on every token; the masked-LM head is `vocab_projector(vocab_layer_norm(act(
 //! vocab_transform(x))))` with the projector tied to the word embeddings and LayerNorm eps 1e-12.
 
-use super::bert::{first_token_classifier, masked_lm, post_ln_layer, tied_decoder, PostLnNames};
+use super::bert::{
+    first_token_classifier, masked_lm, post_ln_layer, tied_decoder, token_classifier, PostLnNames,
+};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
     AttentionKind, EmbeddingSpec, HeadSpec, LinSpec, NetworkSpec, NormSpec, Positions,
@@ -38,10 +40,7 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
-            transform: None,
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::TokenClassification => token_classifier(cfg),
         HeadKind::MaskedLm => masked_lm(
             LinSpec::new("vocab_transform", h, h),
             cfg.act,

@@ -7,7 +7,7 @@
 //! `generator_lm_head` tied to the word embeddings, with its own bias.
 
 use super::bert;
-use super::bert::{first_token_classifier, masked_lm};
+use super::bert::{first_token_classifier, masked_lm, token_classifier};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{HeadSpec, LinSpec, NetworkSpec, NormSpec, Positions};
 use crate::ops::activation::Act;
@@ -32,10 +32,7 @@ pub fn spec(cfg: &ModelConfig) -> NetworkSpec {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
-            transform: None,
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::TokenClassification => token_classifier(cfg),
         HeadKind::MaskedLm => masked_lm(
             LinSpec::new("generator_predictions.dense", e, h),
             Act::Gelu,

@@ -6,7 +6,9 @@
 //! `…ForQuestionAnswering` and `…ForMaskedLM` (`lm_head`: dense, gelu, layer_norm, decoder tied
 //! to the word embeddings).
 
-use super::bert::{self, first_token_classifier, masked_lm, post_ln_layer, PostLnNames};
+use super::bert::{
+    self, first_token_classifier, masked_lm, post_ln_layer, token_classifier, PostLnNames,
+};
 use super::config::{HeadKind, ModelConfig};
 use super::encoder::{
     AttentionKind, EmbeddingSpec, HeadSpec, LinSpec, NetworkSpec, NormSpec, PositionBiasSpec,
@@ -54,10 +56,7 @@ pub fn spec(cfg: &ModelConfig) -> Result<NetworkSpec, String> {
         HeadKind::QuestionAnswering => {
             HeadSpec::QuestionAnswering(LinSpec::new("qa_outputs", 2, h))
         }
-        HeadKind::TokenClassification => HeadSpec::TokenClassifier {
-            transform: None,
-            out: LinSpec::new("classifier", cfg.num_labels(), h),
-        },
+        HeadKind::TokenClassification => token_classifier(cfg),
         HeadKind::MaskedLm => masked_lm(
             LinSpec::new("lm_head.dense", h, h),
             // MPNetLMHead calls gelu itself, whatever hidden_act says.
