@@ -131,6 +131,9 @@ fn main_direct(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     let c_base = p.c_off + b0 * p.c_b0 + b1 * p.c_b1;
     let row0 = tile.x * 4u;
     let col = wg.x * (4u * DW) + li;
+    // No barriers here: invocations wholly past the last column (a small head's few outputs)
+    // leave rather than repeat its work.
+    if (col >= p.n) { return; }
     // Rows and columns past the edge read the last valid one and are never stored.
     let lm = p.m - 1u;
     let ln = p.n - 1u;
@@ -182,6 +185,9 @@ fn main_vec4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
     // are never stored.
     let row0 = tile.x * 64u + (li / 8u) * 8u;
     let col = wg.x * 48u + li % 8u;
+    // No barriers here, so invocations wholly past the last row or column leave: with few rows
+    // (short texts) they would otherwise repeat its work, 8× over at 8 rows.
+    if (row0 >= p.m || col >= p.n) { return; }
     let lm = p.m - 1u;
     let ln = p.n - 1u;
     let am = p.a_m / 4u;

@@ -54,6 +54,10 @@ pub struct ForwardProfile {
     pub gpu_sum_us: f64,
     /// Host time from writing the inputs to having the outputs back, µs.
     pub wall_us: f64,
+    /// Host time to write the inputs, record every node and submit, µs: the part of a replay's
+    /// host cost that is ours and wgpu's rather than the wait for the GPU (profiled runs record
+    /// a pass per node for its timestamps, so this is an upper bound of a plain run's).
+    pub record_us: f64,
 }
 
 /// Totals of one kernel kind within a forward.
@@ -146,6 +150,7 @@ impl ForwardProfile {
             nodes,
             gpu_span_us: avg(&|r| r.gpu_span_us),
             wall_us: avg(&|r| r.wall_us),
+            record_us: avg(&|r| r.record_us),
         })
     }
 
@@ -184,6 +189,7 @@ struct Pending {
     submission: wgpu::SubmissionIndex,
     mapped: MapState,
     wall_us: f64,
+    record_us: f64,
 }
 
 struct Slot {
@@ -341,6 +347,7 @@ impl Profiler {
         enc.copy_buffer_to_buffer(&slot.resolve, 0, &slot.readback, 0, slot.resolve.size());
         graph.encode_readback(&mut enc);
         let submission = gpu.queue.submit([enc.finish()]);
+        let record_us = start.elapsed().as_secs_f64() * 1e6;
         let mapped: MapState = Arc::default();
         let sink = mapped.clone();
         slot.readback
@@ -362,6 +369,7 @@ impl Profiler {
             submission,
             mapped,
             wall_us,
+            record_us,
         });
         Ok(earlier)
     }
@@ -419,10 +427,10 @@ impl Profiler {
             bytemuck::pod_collect_to_vec(&view)
         };
         buf.unmap();
-        Ok(self.profile_from_ticks(&ticks, p.wall_us))
+        Ok(self.profile_from_ticks(&ticks, p.wall_us, p.record_us))
     }
 
-    fn profile_from_ticks(&self, ticks: &[u64], wall_us: f64) -> ForwardProfile {
+    fn profile_from_ticks(&self, ticks: &[u64], wall_us: f64, record_us: f64) -> ForwardProfile {
         let us = |t: u64| t as f64 * self.period_ns / 1e3;
         let first = ticks.chunks(2).map(|c| c[0]).min().unwrap_or(0);
         let last = ticks.chunks(2).map(|c| c[1]).max().unwrap_or(first);
@@ -446,6 +454,7 @@ impl Profiler {
             gpu_span_us: us(last.saturating_sub(first)),
             nodes,
             wall_us,
+            record_us,
         }
     }
 
@@ -453,14 +462,17 @@ impl Profiler {
         let gpu = &self.gpu;
         let start = Instant::now();
         let written = graph.write_inputs(gpu, inputs)?;
+        let mut record = start.elapsed();
         let mut nodes = Vec::with_capacity(self.nodes.len());
         let mut first: Option<Instant> = None;
         for (i, info) in self.nodes.iter().enumerate() {
+            let r0 = Instant::now();
             let mut enc = gpu.device.create_command_encoder(&Default::default());
             graph.encode_node(&mut enc, i);
             let t = Instant::now();
             let t0 = *first.get_or_insert(t);
             gpu.queue.submit([enc.finish()]);
+            record += r0.elapsed();
             gpu.wait()?;
             nodes.push(NodeTime {
                 label: info.label.clone(),
@@ -483,6 +495,7 @@ impl Profiler {
             gpu_span_us: span,
             nodes,
             wall_us: start.elapsed().as_secs_f64() * 1e6,
+            record_us: record.as_secs_f64() * 1e6,
         })
     }
 }

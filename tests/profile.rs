@@ -116,6 +116,12 @@ fn check_profile(p: &ForwardProfile, labels: &[String]) {
     }
     assert!(p.gpu_sum_us > 0.0 && p.gpu_span_us > 0.0, "{p:?}");
     assert!(
+        p.record_us > 0.0 && p.record_us <= p.wall_us,
+        "recording {} µs must be part of the wall time {} µs",
+        p.record_us,
+        p.wall_us
+    );
+    assert!(
         p.gpu_span_us <= p.wall_us * 1.01 + SLACK_US,
         "GPU span {} µs exceeds the wall time {} µs around the run",
         p.gpu_span_us,

@@ -233,7 +233,7 @@ await taskCheck('zero-shot-classification', 'tiny-bert-nli', 'zero-shot',
     return { all, alone };
   }).catch((e) => ({ error: String(e) }));
   await page.close();
-  check('overlapping calls on one model are queued, each with its own answer',
+  check('overlapping calls on one model take turns on its graph, each with its own answer',
     !got.error && JSON.stringify(got.all) === JSON.stringify(got.alone), JSON.stringify(got).slice(0, 300));
 }
 

@@ -87,27 +87,6 @@ export function taskOf(config) {
   return 'embed';
 }
 
-// The methods that run the model. A model's graphs take one run at a time, and in the browser
-// a second run of the same graph started while one awaits the GPU hangs the page: calls made
-// without awaiting the previous one are queued instead.
-const RUNS = ['classify', 'qa', 'embed', 'ner', 'fill', 'zero_shot', 'rerank'];
-
-function oneAtATime(pipeline) {
-  let tail = Promise.resolve();
-  return new Proxy(pipeline, {
-    get(target, prop) {
-      const v = target[prop];
-      if (typeof v !== 'function') return v;
-      if (!RUNS.includes(prop)) return v.bind(target);
-      return (...args) => {
-        const run = tail.then(() => v.apply(target, args));
-        tail = run.catch(() => {});
-        return run;
-      };
-    },
-  });
-}
-
 /**
  * Downloads the model folder at `baseUrl` and builds `task` (`classify`, `qa`, `embed`, `ner`,
  * `fill-mask`, `zero-shot`, `rerank`; null: from the config). `onProgress({file, loaded, total, done, bytes})` follows the downloads.
@@ -169,7 +148,7 @@ export async function loadModel(engine, baseUrl, task, onProgress = () => {}) {
   const names = [...files.keys()];
   const bytes = names.reduce((s, n) => s + files.get(n).length, 0);
   onProgress({ file: null, loaded: bytes, total: bytes, done: true });
-  const pipeline = oneAtATime(engine.load(base, task, names, names.map((n) => files.get(n))));
+  const pipeline = engine.load(base, task, names, names.map((n) => files.get(n)));
   const t2 = performance.now();
   return { pipeline, task, config, bytes, downloadMs: t1 - t0, buildMs: t2 - t1 };
 }

@@ -261,6 +261,12 @@ pub fn run(a: ProfileArgs) -> anyhow::Result<()> {
         "forward   GPU {:.1} µs (sum of nodes) · {:.1} µs (first begin → last end) · wall {:.1} µs (inputs written → outputs read)",
         mean.gpu_sum_us, mean.gpu_span_us, mean.wall_us
     );
+    println!(
+        "host      {:.1} µs wall − span · of which {:.1} µs writing inputs, recording {} nodes and submitting (the rest: waiting for completion, readback)",
+        (mean.wall_us - mean.gpu_span_us).max(0.0),
+        mean.record_us,
+        mean.nodes.len()
+    );
     if a.top > 0 {
         let mut nodes = mean.nodes.clone();
         nodes.sort_by(|x, y| y.us.total_cmp(&x.us));

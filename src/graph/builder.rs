@@ -847,7 +847,7 @@ impl<'g> GraphBuilder<'g> {
                 .chain([Arc::new(uniforms)])
                 .collect(),
             stats: Mutex::new(RunStats::default()),
-            run_lock: Mutex::new(()),
+            run_lock: async_lock::Mutex::new(()),
         })
     }
 }

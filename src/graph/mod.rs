@@ -16,6 +16,10 @@ use crate::ops::DType;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
 
+/// Held across the await of a run's readback, so it must be an async lock: a std mutex
+/// held across an await blocks (native) or panics (browser) when a second call arrives.
+type RunLock = async_lock::Mutex<()>;
+
 /// A tensor of one graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TensorId(pub(crate) usize);
@@ -214,7 +218,7 @@ pub struct Graph {
     stats: Mutex<RunStats>,
     /// Held from writing the inputs to reading the outputs: the input, activation and staging
     /// buffers are one set per graph, so two runs at once would read each other's answers.
-    run_lock: Mutex<()>,
+    run_lock: RunLock,
 }
 
 /// Output bytes of one run, by tensor.
@@ -272,21 +276,31 @@ impl Graph {
         pollster::block_on(self.run_async(gpu, inputs))
     }
 
-    /// As [`run`](Self::run), awaiting the readback instead of blocking on it.
+    /// As [`run`](Self::run), awaiting the readback instead of blocking on it. Runs of one graph
+    /// take turns here too: a second call waits (without blocking the thread) until the first
+    /// has read its outputs.
     pub async fn run_async(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
-        self.lock().run_async(gpu, inputs).await
+        self.lock_async().await.run_async(gpu, inputs).await
     }
 
     /// Exclusive use of this graph's buffers until the guard drops, for callers that drive a run
     /// step by step (the profiler). Calling [`Graph::run`] while holding it deadlocks: use
     /// [`GraphRun::run`] instead.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn lock(&self) -> GraphRun<'_> {
-        // A panic in another run leaves the buffers in no worse state than a failed run:
-        // the next run rewrites every input, so a poisoned lock is safe to take.
-        let guard = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
+        // The lock does not poison: a run that panicked leaves the buffers in no worse state
+        // than a failed run, and the next run rewrites every input.
         GraphRun {
             graph: self,
-            _guard: guard,
+            _guard: self.run_lock.lock_blocking(),
+        }
+    }
+
+    /// As [`lock`](Self::lock), awaiting the turn instead of blocking on it.
+    pub async fn lock_async(&self) -> GraphRun<'_> {
+        GraphRun {
+            graph: self,
+            _guard: self.run_lock.lock().await,
         }
     }
 }
@@ -294,7 +308,7 @@ impl Graph {
 /// A graph held for one caller: the only way to write its inputs and read its outputs.
 pub struct GraphRun<'g> {
     graph: &'g Graph,
-    _guard: std::sync::MutexGuard<'g, ()>,
+    _guard: async_lock::MutexGuard<'g, ()>,
 }
 
 impl<'g> GraphRun<'g> {

@@ -25,7 +25,7 @@ pub mod roberta;
 pub mod weights;
 
 use crate::gpu::Gpu;
-use crate::graph::{Graph, GraphBuilder, GraphRun, PlanReport, RunStats};
+use crate::graph::{Graph, GraphBuilder, PlanReport, RunStats};
 use crate::{Error, Result};
 use config::{Family, ModelConfig};
 pub use encoder::Readback;
@@ -337,10 +337,11 @@ impl Model {
 
     /// Hands the cached graph for `rows` (built on a miss) and its input bytes to `f`, for tools
     /// that drive the graph themselves (the profiler).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn with_graph<R>(
         &self,
         rows: &[Sequence],
-        f: impl FnOnce(&GraphRun, &[(crate::graph::TensorId, &[u8])]) -> Result<R>,
+        f: impl FnOnce(&crate::graph::GraphRun, &[(crate::graph::TensorId, &[u8])]) -> Result<R>,
     ) -> Result<R> {
         let longest = self.validate(rows)?;
         let seq = self.bucket(longest);
