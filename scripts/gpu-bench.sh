@@ -5,7 +5,9 @@
 #
 #   scripts/gpu-bench.sh BINARY OUT_DIR
 #
-# Each output file starts with the adapter, driver and commit. Run time: a few minutes on an H200.
+# Each output file starts with the adapter, driver and commit. Run time: a few minutes on an H200;
+# every command is cut at STEP_S seconds (default 150) so one hang cannot eat the lease.
+# GPU_BENCH_QUICK=1 shrinks every shape: a dry run of the script itself on any adapter.
 set -uo pipefail
 BIN=${1:?usage: gpu-bench.sh BINARY OUT_DIR}
 OUT=${2:?usage: gpu-bench.sh BINARY OUT_DIR}
@@ -18,7 +20,14 @@ header() {
   "$BIN" devices 2>&1 | sed -n '1,6p' | sed 's/^/# /'
   nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | sed 's/^/# nvidia-smi: /'
 }
-run() { echo "\$ $*"; "$@" 2>&1; echo "(exit $?)"; }
+run() { echo "\$ $*"; timeout "${STEP_S:-150}" "$@" 2>&1; echo "(exit $?)"; }
+
+CONFIGS="minilm-l6 bert-base"; BATCH=1,32; SEQ=128,384; RUNS=20; BIG=4096; SMALL_M=128
+BIG_PROFILE="--config bert-base --batch 32 --seq 384"
+if [ -n "${GPU_BENCH_QUICK:-}" ]; then
+  CONFIGS=minilm-l6; BATCH=1,2; SEQ=16; RUNS=2; BIG=256; SMALL_M=8
+  BIG_PROFILE="--config minilm-l6 --batch 2 --seq 16"
+fi
 
 {
   header
@@ -28,37 +37,40 @@ run() { echo "\$ $*"; "$@" 2>&1; echo "(exit $?)"; }
 
 {
   header
-  for cfg in minilm-l6 bert-base; do
+  for cfg in $CONFIGS; do
     for prec in f32 f16; do
-      run "$BIN" bench e2e --config "$cfg" --batch 1,32 --seq 128,384 --runs 20 --precision "$prec" --json
+      run "$BIN" bench e2e --config "$cfg" --batch "$BATCH" --seq "$SEQ" --runs "$RUNS" --precision "$prec" --json
     done
   done
 } >"$OUT/wgformer-e2e.txt"
 
 {
   header
-  for cfg in minilm-l6 bert-base; do
-    for dt in f32 f16; do
-      run python3 "$HERE/benches/torch/encoder_bench.py" --device cuda --config "$cfg" --dtype "$dt" \
-        --batch 1,32 --seq 128,384 --runs 20 --json
+  DEV=cuda; [ -n "${GPU_BENCH_QUICK:-}" ] && DEV=${TORCH_DEVICE:-cpu}
+  for impl in nn transformers; do
+    for cfg in $CONFIGS; do
+      for dt in f32 f16; do
+        run python3 "$HERE/benches/torch/encoder_bench.py" --device "$DEV" --impl "$impl" --config "$cfg" \
+          --dtype "$dt" --batch "$BATCH" --seq "$SEQ" --runs "$RUNS" --json
+      done
     done
   done
 } >"$OUT/torch-e2e.txt"
 
 {
   header
-  run "$BIN" bench matmul --m 4096 --n 4096 --k 4096 --precision f32 --matmul portable
-  run "$BIN" bench matmul --m 4096 --n 4096 --k 4096 --f16 --precision f32 --matmul portable
-  run "$BIN" bench matmul --m 4096 --n 4096 --k 4096 --f16 --precision f16 --matmul coop
-  run "$BIN" bench matmul --m 128 --n 1536 --k 384 --f16 --precision f32 --matmul portable
-  run "$BIN" bench matmul --m 128 --n 1536 --k 384 --f16 --precision f16 --matmul coop
+  run "$BIN" bench matmul --m $BIG --n $BIG --k $BIG --precision f32 --matmul portable
+  run "$BIN" bench matmul --m $BIG --n $BIG --k $BIG --f16 --precision f32 --matmul portable
+  run "$BIN" bench matmul --m $BIG --n $BIG --k $BIG --f16 --precision f16 --matmul coop
+  run "$BIN" bench matmul --m $SMALL_M --n 1536 --k 384 --f16 --precision f32 --matmul portable
+  run "$BIN" bench matmul --m $SMALL_M --n 1536 --k 384 --f16 --precision f16 --matmul coop
 } >"$OUT/matmul.txt"
 
 {
   header
   for prec in f32 f16; do
-    run "$BIN" profile --config minilm-l6 --batch 1 --seq 128 --runs 20 --precision "$prec"
-    run "$BIN" profile --config bert-base --batch 32 --seq 384 --runs 5 --precision "$prec"
+    run "$BIN" profile --config minilm-l6 --batch 1 --seq "${SEQ%%,*}" --runs "$RUNS" --precision "$prec"
+    run "$BIN" profile $BIG_PROFILE --runs 5 --precision "$prec"
   done
 } >"$OUT/profile.txt"
 echo "gpu-bench: done, outputs in $OUT"

@@ -1,9 +1,14 @@
-"""Plain-PyTorch baseline for BENCHMARKS.md: a BERT-shaped encoder (exact-erf GELU, post-LN)
-built from nn.Linear / nn.LayerNorm / softmax in f32 with random weights, timed end to end like
-`wgformer bench --config minilm-l6|bert-base` (same shapes, same p50/p90/seq·s⁻¹ table).
+"""PyTorch baselines for BENCHMARKS.md, timed end to end like `wgformer bench --config
+minilm-l6|bert-base` (same shapes, same p50/p90/seq·s⁻¹ table), with random weights:
+
+- `--impl nn` (default): a BERT-shaped encoder (exact-erf GELU, post-LN) built from nn.Linear /
+  nn.LayerNorm / softmax: eager PyTorch with nothing but its own kernels.
+- `--impl transformers`: transformers' BertForSequenceClassification of the same shape, with the
+  attention transformers picks by default (sdpa) or `--attn eager|sdpa`: what users run.
 
     python3 benches/torch/encoder_bench.py --device cpu --config minilm-l6 --batch 1,32 --seq 128,384
     python3 benches/torch/encoder_bench.py --device cuda --config bert-base --dtype f16 --json
+    python3 benches/torch/encoder_bench.py --device cuda --impl transformers --dtype f16 --json
 """
 import argparse
 import math
@@ -58,6 +63,24 @@ class Encoder(nn.Module):
         return self.cls(torch.tanh(self.pool(x[:, 0])))
 
 
+def hf_model(layers, h, heads, ff, attn):
+    """transformers' BERT classifier of this shape; `attn` None keeps transformers' default."""
+    from transformers import BertConfig, BertForSequenceClassification
+
+    kw = {} if attn is None else {"attn_implementation": attn}
+    cfg = BertConfig(
+        vocab_size=30522,
+        hidden_size=h,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=ff,
+        max_position_embeddings=512,
+        num_labels=2,
+        **kw,
+    )
+    return BertForSequenceClassification(cfg)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", default="1,32")
@@ -66,16 +89,28 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--config", default="minilm-l6", choices=sorted(CONFIGS))
     ap.add_argument("--dtype", default="f32", choices=["f32", "f16"], help="f16: model.half(), as users run it")
+    ap.add_argument("--impl", default="nn", choices=["nn", "transformers"])
+    ap.add_argument("--attn", default=None, choices=["eager", "sdpa"], help="transformers only; default: transformers' choice")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
     torch.manual_seed(0)
     layers, h, heads, ff = CONFIGS[a.config]
     dev = torch.device(a.device)
     dtype = torch.float16 if a.dtype == "f16" else torch.float32
-    model = Encoder(layers, h, heads, ff).eval().to(dev, dtype)
+    if a.impl == "transformers":
+        model = hf_model(layers, h, heads, ff, a.attn).eval().to(dev, dtype)
+        import transformers
+
+        attn = getattr(model.config, "_attn_implementation", None) or "default"
+        impl = f"transformers {transformers.__version__} BertForSequenceClassification, {attn} attention"
+        forward = lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+    else:
+        model = Encoder(layers, h, heads, ff).eval().to(dev, dtype)
+        impl = "nn modules"
+        forward = model
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     where = torch.cuda.get_device_name() if dev.type == "cuda" else f"{torch.get_num_threads()} CPU threads"
-    head = f"torch {torch.__version__}, {where}, {a.dtype}, {a.config}"
+    head = f"torch {torch.__version__}, {where}, {a.dtype}, {a.config}, {impl}"
     rows = []
     if not a.json:
         print(head)
@@ -84,13 +119,16 @@ def main():
         for b in map(int, a.batch.split(",")):
             for s in map(int, a.seq.split(",")):
                 ids = torch.randint(1000, 30522, (b, s), device=dev)
-                mask = torch.zeros(b, s, device=dev, dtype=dtype)
-                model(ids, mask)
+                if a.impl == "transformers":
+                    mask = torch.ones(b, s, device=dev, dtype=torch.long)
+                else:
+                    mask = torch.zeros(b, s, device=dev, dtype=dtype)
+                forward(ids, mask)
                 sync()
                 ms = []
                 for _ in range(a.runs):
                     t = time.perf_counter()
-                    model(ids, mask)
+                    forward(ids, mask)
                     sync()
                     ms.append((time.perf_counter() - t) * 1e3)
                 ms.sort()
