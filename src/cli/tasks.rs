@@ -12,8 +12,8 @@ use wgformer::pipelines::classify::{ClassifyFunction, TopK};
 use wgformer::pipelines::fill_mask::{self, FillOutput};
 use wgformer::pipelines::input::{self, Item, QaInput, TextInput};
 use wgformer::pipelines::qa::{QaAnswer, QaParams};
-use wgformer::pipelines::token_classification::Aggregation;
-use wgformer::pipelines::zero_shot;
+use wgformer::pipelines::token_classification::{Aggregation, Entity};
+use wgformer::pipelines::zero_shot::{self, ZeroShotResult};
 use wgformer::pipelines::{
     squad, Classifier, Embedder, FillMasker, QuestionAnswerer, Reranker, TokenClassifier,
     ZeroShotClassifier, DEFAULT_BATCH,
@@ -692,38 +692,54 @@ fn emit<T: serde::Serialize>(
     Ok(failed)
 }
 
+/// Runs a one-text-per-input pipeline over the texts that parsed, with a progress bar, then
+/// prints one result per input in input order (see [`emit`]). Fails when the only input did.
+fn run_single<T: serde::Serialize>(
+    items: &[Item<String>],
+    doing: &str,
+    json: bool,
+    run: impl FnOnce(&[String], &dyn Fn(usize)) -> wgformer::Result<Vec<wgformer::Result<T>>>,
+    show: impl Fn(&str, &T),
+) -> anyhow::Result<()> {
+    let texts = good_texts(items);
+    let pb = bar(texts.len(), doing);
+    let results = run(&texts, &|n| pb.set_position(n as u64))?;
+    pb.finish_and_clear();
+    let failed = emit(items, results, json, show)?;
+    if failed && items.len() <= 1 {
+        anyhow::bail!("no result");
+    }
+    Ok(())
+}
+
 pub fn ner(a: NerArgs) -> anyhow::Result<()> {
     let strategy = Aggregation::parse(&a.aggregation_strategy)?;
     let items = single_texts(&a.texts, a.input.as_ref(), "ner")?;
     let dir = hub::resolve(&a.model)?;
     let gpu = a.gpu.open()?;
     let m = TokenClassifier::load(&dir, &gpu)?;
-    let texts = good_texts(&items);
-    let pb = bar(texts.len(), "labelling");
-    let results = m.classify(&texts, strategy, a.batch_size, &|n| {
-        pb.set_position(n as u64)
-    })?;
-    pb.finish_and_clear();
-    let failed = emit(&items, results, a.json, |text, ents| {
-        println!("{text}");
-        if ents.is_empty() {
-            println!("  (no entities)");
-        }
-        for e in ents {
-            println!(
-                "  {:<8} {:?} (score {:.4}, characters {}..{})",
-                e.label(),
-                e.word,
-                e.score,
-                e.start,
-                e.end
-            );
-        }
-    })?;
-    if failed && items.len() <= 1 {
-        anyhow::bail!("no result");
-    }
-    Ok(())
+    run_single(
+        &items,
+        "labelling",
+        a.json,
+        |texts, progress| m.classify(texts, strategy, a.batch_size, progress),
+        |text, ents: &Vec<Entity>| {
+            println!("{text}");
+            if ents.is_empty() {
+                println!("  (no entities)");
+            }
+            for e in ents {
+                println!(
+                    "  {:<8} {:?} (score {:.4}, characters {}..{})",
+                    e.label(),
+                    e.word,
+                    e.score,
+                    e.start,
+                    e.end
+                );
+            }
+        },
+    )
 }
 
 pub fn fill_mask(a: FillMaskArgs) -> anyhow::Result<()> {
@@ -732,30 +748,26 @@ pub fn fill_mask(a: FillMaskArgs) -> anyhow::Result<()> {
     let dir = hub::resolve(&a.model)?;
     let gpu = a.gpu.open()?;
     let m = FillMasker::load(&dir, &gpu)?;
-    let texts = good_texts(&items);
-    let pb = bar(texts.len(), "filling");
-    let results = m.fill(&texts, a.top_k, a.targets.as_deref(), a.batch_size, &|n| {
-        pb.set_position(n as u64)
-    })?;
-    pb.finish_and_clear();
-    let failed = emit(&items, results, a.json, |text, out: &FillOutput| {
-        println!("{text}");
-        for (k, fills) in out.per_mask().iter().enumerate() {
-            for f in fills.iter() {
-                println!(
-                    "  mask {}: {:<12} {:.4}  {}",
-                    k + 1,
-                    format!("{:?}", f.token_str),
-                    f.score,
-                    f.sequence
-                );
+    run_single(
+        &items,
+        "filling",
+        a.json,
+        |texts, progress| m.fill(texts, a.top_k, a.targets.as_deref(), a.batch_size, progress),
+        |text, out: &FillOutput| {
+            println!("{text}");
+            for (k, fills) in out.per_mask().iter().enumerate() {
+                for f in fills.iter() {
+                    println!(
+                        "  mask {}: {:<12} {:.4}  {}",
+                        k + 1,
+                        format!("{:?}", f.token_str),
+                        f.score,
+                        f.sequence
+                    );
+                }
             }
-        }
-    })?;
-    if failed && items.len() <= 1 {
-        anyhow::bail!("no result");
-    }
-    Ok(())
+        },
+    )
 }
 
 pub fn zero_shot(a: ZeroShotArgs) -> anyhow::Result<()> {
@@ -776,30 +788,30 @@ pub fn zero_shot(a: ZeroShotArgs) -> anyhow::Result<()> {
             m.model.config.id2label
         );
     }
-    let texts = good_texts(&items);
-    let pb = bar(texts.len(), "classifying");
-    let results = m.classify(
-        &texts,
-        &labels,
-        &a.hypothesis_template,
-        a.multi_label,
-        a.batch_size,
-        &|n| pb.set_position(n as u64),
-    )?;
-    pb.finish_and_clear();
-    let failed = emit(&items, results, a.json, |text, r| {
-        let shown: Vec<String> = r
-            .labels
-            .iter()
-            .zip(&r.scores)
-            .map(|(l, s)| format!("{l} {s:.4}"))
-            .collect();
-        println!("{}\t{text}", shown.join(", "));
-    })?;
-    if failed && items.len() <= 1 {
-        anyhow::bail!("no result");
-    }
-    Ok(())
+    run_single(
+        &items,
+        "classifying",
+        a.json,
+        |texts, progress| {
+            m.classify(
+                texts,
+                &labels,
+                &a.hypothesis_template,
+                a.multi_label,
+                a.batch_size,
+                progress,
+            )
+        },
+        |text, r: &ZeroShotResult| {
+            let shown: Vec<String> = r
+                .labels
+                .iter()
+                .zip(&r.scores)
+                .map(|(l, s)| format!("{l} {s:.4}"))
+                .collect();
+            println!("{}\t{text}", shown.join(", "));
+        },
+    )
 }
 
 pub fn rerank(a: RerankArgs) -> anyhow::Result<()> {
