@@ -8,6 +8,8 @@
 # Each output file starts with the adapter, driver and commit. Run time: a few minutes on an H200;
 # every command is cut at STEP_S seconds (default 150) so one hang cannot eat the lease.
 # GPU_BENCH_QUICK=1 shrinks every shape: a dry run of the script itself on any adapter.
+# With SQUAD_DIR (what gpu-stage.sh puts in .gpu/), also the f16 answer check: distilminilm-squad
+# on the visible SQuAD dev set in f32 and f16, EM/F1 and agreement with transformers' answers.
 set -uo pipefail
 BIN=${1:?usage: gpu-bench.sh BINARY OUT_DIR}
 OUT=${2:?usage: gpu-bench.sh BINARY OUT_DIR}
@@ -73,4 +75,15 @@ fi
     run "$BIN" profile $BIG_PROFILE --runs 5 --precision "$prec"
   done
 } >"$OUT/profile.txt"
+if [ -n "${SQUAD_DIR:-}" ]; then
+  LIMIT=(); [ -n "${GPU_BENCH_QUICK:-}" ] && LIMIT=(--limit 40)
+  {
+    header
+    for prec in f32 f16; do
+      run "$BIN" eval squad --model "$SQUAD_DIR/distilminilm-squad" --data "$SQUAD_DIR/squad-v1.1-dev-visible.json" \
+        "${LIMIT[@]}" --precision "$prec" --predictions "/tmp/squad-$prec.json"
+    done
+    run python3 "$HERE/scripts/squad_agreement.py" "$SQUAD_DIR/squad-visible.hf.jsonl.gz" /tmp/squad-f32.json /tmp/squad-f16.json
+  } >"$OUT/squad.txt"
+fi
 echo "gpu-bench: done, outputs in $OUT"
