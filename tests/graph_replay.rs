@@ -158,3 +158,75 @@ fn batches_past_the_dispatch_limit_run_and_match_rows_run_alone() {
         assert!(d < 1e-5, "row {i}: batched differs from alone by {d:e}");
     }
 }
+
+/// A buffer bigger than the adapter allows, made straight on the device: a validation error
+/// that lands in the device-wide list (outside any [`Gpu::scoped`] call).
+fn raise_uncaptured_error(gpu: &wgformer::gpu::Gpu) {
+    let _ = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("too big on purpose"),
+        size: gpu.device.limits().max_buffer_size + 4,
+        usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+}
+
+/// An error reported while a run waits fails that run, and the next run of the same graph
+/// works again: a failed run must not leave the graph's readback buffer mapped (every later
+/// submit copying into it would fail, breaking that shape for good).
+#[test]
+fn a_gpu_error_fails_one_run_and_the_graph_recovers() {
+    // A device of its own: the error raised here must not reach other tests' runs.
+    let gpu = wgformer::gpu::open_test_gpu(Default::default());
+    let model = Model::load(&shared().join("fixtures/tiny/tiny-bert"), &gpu).unwrap();
+    let rows = [Sequence::new(vec![101, 7, 8, 9, 102])];
+    let alone = model.forward(&rows).unwrap().logits;
+    raise_uncaptured_error(&gpu);
+    let e = model.forward(&rows).unwrap_err().to_string();
+    assert!(e.contains("GPU error"), "{e}");
+    for _ in 0..3 {
+        let again = model
+            .forward(&rows)
+            .unwrap_or_else(|e| panic!("the graph did not recover from one failed run: {e}"));
+        assert_eq!(again.logits, alone);
+    }
+    assert_eq!(
+        model.graph_builds(),
+        1,
+        "recovered by replay, not by a rebuild"
+    );
+}
+
+/// GPU errors of work inside [`Gpu::scoped`] are that caller's alone: a thread whose build
+/// fails gets the error, and another thread's runs meanwhile never do.
+#[test]
+fn scoped_gpu_errors_stay_with_their_caller() {
+    use std::sync::Arc;
+    let gpu = wgformer::gpu::open_test_gpu(Default::default());
+    let model = Arc::new(Model::load(&shared().join("fixtures/tiny/tiny-bert"), &gpu).unwrap());
+    let rows = vec![Sequence::new(vec![101, 7, 8, 9, 102])];
+    let alone = model.forward(&rows).unwrap().logits;
+    let runner = {
+        let (model, rows) = (model.clone(), rows.clone());
+        std::thread::spawn(move || {
+            (0..40)
+                .map(|_| model.forward(&rows).map(|o| o.logits))
+                .collect::<Vec<_>>()
+        })
+    };
+    for _ in 0..40 {
+        let e = gpu
+            .scoped(|| {
+                raise_uncaptured_error(&gpu);
+                Ok(())
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GPU error"), "{e}");
+    }
+    for got in runner.join().unwrap() {
+        let got = got.unwrap_or_else(|e| panic!("another thread's error reached this run: {e}"));
+        assert_eq!(got, alone);
+    }
+    // Nothing was left behind for a later caller either.
+    gpu.check().unwrap();
+}

@@ -613,13 +613,55 @@ impl Gpu {
         Err(Error::Gpu(failed.join("; ")))
     }
 
-    /// Errors the device reported since the last check, or a lost device, as one [`Error`].
-    pub fn check(&self) -> Result<()> {
+    /// Runs `f` with the GPU errors of its calls (validation, out of memory, internal) caught
+    /// for it alone, then returns `f`'s result or the first such error. Natively the catch is
+    /// per thread (wgpu's error scopes), so a caller never takes another thread's error and
+    /// never leaves its own for another to find. In a browser (one thread, and its scopes
+    /// cannot be awaited here) `f`'s errors go to the device-wide list [`check`](Self::check)
+    /// reads, checked right after.
+    pub fn scoped<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use wgpu::ErrorFilter as E;
+            let scopes = [E::OutOfMemory, E::Validation, E::Internal]
+                .map(|filter| self.device.push_error_scope(filter));
+            let result = f();
+            // Scopes nest: the last pushed pops first.
+            let mut errors = vec![];
+            for scope in scopes.into_iter().rev() {
+                if let Some(e) = pollster::block_on(scope.pop()) {
+                    errors.push(e.to_string());
+                }
+            }
+            self.check_lost()?;
+            let value = result?;
+            if !errors.is_empty() {
+                return Err(Error::Gpu(format!("GPU error: {}", errors.join("; "))));
+            }
+            Ok(value)
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let value = f()?;
+            self.check()?;
+            Ok(value)
+        }
+    }
+
+    /// A lost device as an [`Error`].
+    fn check_lost(&self) -> Result<()> {
         if let Some(l) = self.lost.lock().unwrap().clone() {
             return Err(Error::Gpu(format!(
                 "the GPU device was lost ({l}); restart the program, and if it recurs lower --batch-size or update the driver"
             )));
         }
+        Ok(())
+    }
+
+    /// Errors the device reported since the last check outside [`scoped`](Self::scoped) calls,
+    /// or a lost device, as one [`Error`].
+    pub fn check(&self) -> Result<()> {
+        self.check_lost()?;
         let mut errs = self.errors.lock().unwrap();
         if !errs.is_empty() {
             let msg = errs.join("; ");
@@ -702,24 +744,41 @@ impl Gpu {
     /// Maps a MAP_READ buffer and returns its bytes once the GPU has written them. Natively the
     /// device is polled to completion first; in a browser the map resolves by itself.
     pub async fn map_read_async(&self, staging: &wgpu::Buffer) -> Result<Vec<u8>> {
+        /// Unmaps on every way out while armed: a buffer left mapped (or with its map pending)
+        /// after an error would fail every later submit that copies into it, so a graph's one
+        /// staging buffer would break the graph for good.
+        struct Unmap<'a>(Option<&'a wgpu::Buffer>);
+        impl Drop for Unmap<'_> {
+            fn drop(&mut self) {
+                if let Some(b) = self.0 {
+                    b.unmap();
+                }
+            }
+        }
         let slice = staging.slice(..);
         let (tx, rx) = futures_channel::oneshot::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
+        let mut guard = Unmap(Some(staging));
         self.wait()?;
         let mapped = rx.await;
         #[cfg(target_arch = "wasm32")]
         self.compiled().await?;
         self.check()?;
-        mapped
-            .map_err(|_| Error::Gpu("buffer map callback never ran".into()))?
-            .map_err(|e| Error::Gpu(format!("could not read GPU buffer: {e}")))?;
+        match mapped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                // A failed map leaves the buffer unmapped: unmapping it again is an error.
+                guard.0 = None;
+                return Err(Error::Gpu(format!("could not read GPU buffer: {e}")));
+            }
+            Err(_) => return Err(Error::Gpu("buffer map callback never ran".into())),
+        }
         let out = slice
             .get_mapped_range()
             .map_err(|e| Error::Gpu(format!("could not read GPU buffer: {e}")))?
             .to_vec();
-        staging.unmap();
         Ok(out)
     }
 }

@@ -678,7 +678,14 @@ impl<'g> GraphBuilder<'g> {
     }
 
     /// Plans buffers and creates bind groups, uniforms and the readback buffer.
+    /// Makes the graph's buffers, bind groups and pipelines; the GPU errors of doing so (out
+    /// of memory, say) are this call's alone (see [`Gpu::scoped`]).
     pub fn build(self) -> Result<Graph> {
+        let gpu = self.gpu;
+        gpu.scoped(|| self.build_unscoped())
+    }
+
+    fn build_unscoped(self) -> Result<Graph> {
         let gpu = self.gpu;
         let dev = &gpu.device;
         let limit = gpu.max_binding_bytes();
@@ -833,7 +840,6 @@ impl<'g> GraphBuilder<'g> {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        gpu.check()?;
         Ok(Graph {
             tensors: self.tensors,
             nodes: compiled,

@@ -332,11 +332,14 @@ impl<'g> GraphRun<'g> {
 
     /// As [`Graph::run_async`], under this guard.
     pub async fn run_async(&self, gpu: &Gpu, inputs: &[(TensorId, &[u8])]) -> Result<Outputs> {
-        let written = self.write_inputs(gpu, inputs)?;
-        let mut enc = gpu.device.create_command_encoder(&Default::default());
-        self.encode(&mut enc, None);
-        self.encode_readback(&mut enc);
-        gpu.queue.submit([enc.finish()]);
+        let written = gpu.scoped(|| {
+            let written = self.write_inputs(gpu, inputs)?;
+            let mut enc = gpu.device.create_command_encoder(&Default::default());
+            self.encode(&mut enc, None);
+            self.encode_readback(&mut enc);
+            gpu.queue.submit([enc.finish()]);
+            Ok(written)
+        })?;
         let out = self.finish_async(gpu).await?;
         self.count_profiled_run(written);
         Ok(out)

@@ -211,8 +211,11 @@ impl Attention {
     /// memory for this head dimension.
     pub fn coop_fits(&self, gpu: &Gpu) -> bool {
         gpu.coop().is_some_and(|c| {
-            self.coop_bytes(c.size as usize, Self::coop_subgroups(gpu))
-                <= gpu.limits.max_compute_workgroup_storage_size as usize
+            // Invocation i < BQ = 2F owns query row i, so the workgroup (4 subgroups of the
+            // largest size) must have at least that many invocations.
+            4 * c.subgroup_max >= 2 * c.size
+                && self.coop_bytes(c.size as usize, Self::coop_subgroups(gpu))
+                    <= gpu.limits.max_compute_workgroup_storage_size as usize
         })
     }
 

@@ -81,7 +81,7 @@ pub fn variants_for(gpu: &Gpu, mm: &Matmul) -> Vec<Variant> {
         v.push(Variant::Vec4);
         v.push(Variant::TiledLarge);
     }
-    if gpu.coop().is_some() {
+    if Matmul::coop_fits(gpu) {
         v.push(Variant::Coop);
     }
     v
@@ -153,7 +153,7 @@ impl Matmul {
 
     fn resolved_variant(&self, gpu: &Gpu) -> Result<Variant> {
         Ok(match self.variant {
-            Variant::Auto if self.f16_inputs && gpu.coop().is_some() => Variant::Coop,
+            Variant::Auto if self.f16_inputs && Self::coop_fits(gpu) => Variant::Coop,
             Variant::Auto if gpu.cpu_kernels() && self.vec4_ok() => Variant::Vec4,
             Variant::Auto if gpu.cpu_kernels() => Variant::Direct,
             Variant::Auto
@@ -180,6 +180,13 @@ impl Matmul {
                 return Err(Error::Gpu(format!(
                     "the cooperative-matrix matmul needs an adapter with cooperative matrices; `{}` has none in use",
                     gpu.describe()
+                )))
+            }
+            Variant::Coop if !Self::coop_fits(gpu) => {
+                return Err(Error::Gpu(format!(
+                    "the cooperative-matrix matmul's tiles need more workgroup memory than `{}` has ({} bytes); use the portable matmul",
+                    gpu.describe(),
+                    gpu.limits.max_compute_workgroup_storage_size
                 )))
             }
             v => v,
@@ -373,12 +380,29 @@ impl Matmul {
         })
     }
 
+    /// Subgroups a coop workgroup (4 of the largest size) may hold when the adapter runs
+    /// smaller ones: each needs its own epilogue scratch.
+    fn coop_subgroups(gpu: &Gpu) -> u32 {
+        let sg = gpu.coop().map_or(1, |c| c.subgroup_max);
+        (4 * sg).div_ceil(gpu.info.subgroup_min_size.max(1)).max(4)
+    }
+
+    /// The adapter has cooperative matrices and the coop kernel's staged tiles and scratch
+    /// (see matmul_coop.wgsl) fit its workgroup memory.
+    fn coop_fits(gpu: &Gpu) -> bool {
+        gpu.coop().is_some_and(|c| {
+            let f = c.size as u64;
+            let tile = 4 * f * (2 * f + 8) * 2;
+            2 * tile + 4 * Self::coop_subgroups(gpu) as u64 * f * f
+                <= gpu.limits.max_compute_workgroup_storage_size as u64
+        })
+    }
+
     fn coop_pipeline(&self, gpu: &Gpu, io: Io) -> Result<std::sync::Arc<wgpu::ComputePipeline>> {
         let cfg = gpu.coop().expect("checked by resolved_variant");
         let f = cfg.size;
         let sg = cfg.subgroup_max;
-        // Subgroups may be smaller than the largest size: room for every one's scratch.
-        let nsg = (4 * sg).div_ceil(gpu.info.subgroup_min_size.max(1)).max(4);
+        let nsg = Self::coop_subgroups(gpu);
         let key = format!("matmul.coop{f}.sg{sg}.{}", io.tag());
         gpu.pipeline_entry(&key, "main_coop", || {
             let (common, _) = split_section(SOURCE, SCALAR_MARK);

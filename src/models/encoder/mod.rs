@@ -744,6 +744,10 @@ pub struct Network {
 impl Network {
     /// Checks every tensor the spec names, then uploads them (shared names once).
     pub fn load(gpu: &Gpu, heads: usize, w: &Weights, spec: &NetworkSpec) -> Result<Network> {
+        gpu.scoped(|| Self::load_unscoped(gpu, heads, w, spec))
+    }
+
+    fn load_unscoped(gpu: &Gpu, heads: usize, w: &Weights, spec: &NetworkSpec) -> Result<Network> {
         for (name, shape) in spec.expected(heads) {
             w.check(&name, &shape)?;
         }
@@ -776,7 +780,6 @@ impl Network {
         }
         let final_norm = spec.final_norm.as_ref().map(|n| up.norm(n)).transpose()?;
         let head = Head::load(&mut up, &spec.head)?;
-        gpu.check()?;
         Ok(Network {
             positions: spec.embeddings.positions,
             embeddings,
