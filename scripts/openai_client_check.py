@@ -56,20 +56,22 @@ def main():
     norm = sum(x * x for x in r.data[0].embedding) ** 0.5
     assert abs(norm - 1.0) < 1e-5, norm
 
-    # Errors reach the client as its own exception type with the status.
+    # Errors reach the client as its own exception type, in OpenAI's error shape (the client
+    # reads error.message into the exception's message).
     try:
         client.embeddings.create(model="m", input="word " * 300)
         raise AssertionError("an over-long input was accepted")
-    except openai.APIStatusError as e:
-        assert e.status_code == 413, e.status_code
-        # wgformer answers every error as {"error": message, "error_type": kind} (TEI's shape).
+    except openai.BadRequestError as e:
+        assert e.status_code == 400, e.status_code
         body = e.response.json()
-        assert body["error_type"] == "validation", body
-        assert "256" in body["error"], body
+        assert body["error"]["type"] == "invalid_request_error", body
+        assert body["error"]["code"] == "validation", body
+        assert "256" in body["error"]["message"], body
+        assert "256" in e.message, e.message
 
     print(
         f"openai client {openai.__version__}: {len(texts)} embeddings equal the goldens "
-        f"(worst |diff| {worst:.1e}), float/base64/token ids/dimensions/413 ok"
+        f"(worst |diff| {worst:.1e}), float/base64/token ids/dimensions/errors ok"
     )
 
 

@@ -22,6 +22,9 @@ pub enum Error {
     },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    /// Valid input that would take more work than a limit the caller set allows.
+    #[error("too large: {0}")]
+    TooLarge(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -212,8 +212,9 @@ impl Pipeline {
             let Task::Qa(q) = &*task else {
                 return Err(js_err("this model was loaded for another task than qa"));
             };
+            // top_k 0 is refused by the pipeline, as by the CLI and the server.
             let params = QaParams {
-                top_k: top_k.max(1),
+                top_k,
                 ..QaParams::default()
             };
             let input = QaInput {
@@ -299,15 +300,12 @@ impl Pipeline {
                     "this model was loaded for another task than fill-mask",
                 ));
             };
+            if top_k == 0 {
+                return Err(js_err("top_k must be at least 1"));
+            }
             let targets = (!targets.is_empty()).then_some(targets);
             let r = m
-                .fill_async(
-                    &texts,
-                    top_k.max(1),
-                    targets.as_deref(),
-                    DEFAULT_BATCH,
-                    &|_| {},
-                )
+                .fill_async(&texts, top_k, targets.as_deref(), DEFAULT_BATCH, &|_| {})
                 .await
                 .map_err(js_err)?;
             Ok(JsValue::from_str(&per_input(r).to_string()))

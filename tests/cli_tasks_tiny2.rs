@@ -447,6 +447,72 @@ fn classify_cli_matches_transformers() {
     eprintln!("classify CLI: {checked} rows checked");
 }
 
+/// `classify --pair P --input FILE`: P is the second text of every line (it was ignored);
+/// transformers' scores for those pairs, and a line with a pair of its own refused in place.
+#[test]
+fn classify_cli_pairs_every_input_line_with_pair() {
+    let mut checked = 0;
+    for (model, rows) in task_rows("text-classification") {
+        if rows.iter().any(|r| r["hf"]["logit"].is_number()) {
+            continue;
+        }
+        let mut by_pair = BTreeMap::<&str, Vec<&Value>>::new();
+        for r in &rows {
+            if let Some(p) = r["inputs"]["text_pair"].as_str() {
+                by_pair.entry(p).or_default().push(r);
+            }
+        }
+        let Some((pair, group)) = by_pair.into_iter().max_by_key(|(_, g)| g.len()) else {
+            continue;
+        };
+        let mut text = String::new();
+        for r in &group {
+            text.push_str(&format!(
+                "{}\n",
+                serde_json::json!({"text": r["inputs"]["text"]})
+            ));
+        }
+        text.push_str("{\"text\": \"a\", \"text_pair\": \"b\"}\n");
+        let input = TempFile::new("classify-pair", &text);
+        let dir = tiny2(&model);
+        let (_, stdout, stderr) = wgformer(
+            &[
+                "classify",
+                "--model",
+                dir.to_str().unwrap(),
+                "--top-k",
+                "all",
+                "--json",
+                "--pair",
+                pair,
+                "--input",
+                input.path(),
+            ],
+            None,
+        );
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), group.len() + 1, "{model}: {stdout}{stderr}");
+        for (got, r) in lines.iter().zip(&group) {
+            assert!(
+                same(got, &r["hf"], true),
+                "{model} {}:\n  got  {got}\n  want {}",
+                r["inputs"],
+                r["hf"]
+            );
+            checked += 1;
+        }
+        let last = &lines[group.len()];
+        assert!(
+            last["error"].as_str().is_some_and(|e| e.contains("--pair")),
+            "{model}: {last}"
+        );
+    }
+    assert!(checked > 0, "no pair rows checked");
+}
+
 /// `classify` and `embed` with unreadable lines before, between and after good ones: one
 /// `--json` line per input line, each unreadable one as `{"line", "error"}` in its place.
 #[test]

@@ -63,7 +63,7 @@ fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
         qa.model.max_sequence()
     );
     assert!(feats.windows.len() > 1, "{} windows", feats.windows.len());
-    assert!(feats.windows.iter().all(|w| w.len() <= p.max_seq_len));
+    assert!(feats.windows.iter().all(|w| w.len() <= p.seq_len()));
 
     // A very long question (no room for context in max_seq_len 384).
     let long_q = vec![q; 40].join(" ");
@@ -157,7 +157,7 @@ fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
             ..QaParams::default()
         },
         QaParams {
-            doc_stride: 500,
+            doc_stride: Some(500),
             ..QaParams::default()
         },
     ] {
@@ -168,6 +168,14 @@ fn qa_bad_inputs_error_alone_and_long_contexts_are_windowed() {
         };
         assert!(is_err, "{bad_p:?} should be refused");
     }
+    // A shorter window alone gets transformers' stride for it (min(128 / 2, 128) = 64), not
+    // 128, which no 128-token window can take.
+    let short = QaParams {
+        max_seq_len: Some(128),
+        ..QaParams::default()
+    };
+    let r = qa.answer(&inputs[1..2], &short, 4, &|_| {}).unwrap();
+    assert!(r[0].as_ref().is_ok_and(|a| !a.is_empty()), "{:?}", r[0]);
 }
 
 #[test]

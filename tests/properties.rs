@@ -47,8 +47,8 @@ proptest! {
             top_k,
             max_answer_len,
             handle_impossible_answer: impossible,
-            max_seq_len: 24,
-            doc_stride: 8,
+            max_seq_len: Some(24),
+            doc_stride: Some(8),
             ..QaParams::default()
         };
         let f = prepare(&tok, "who is it?", &context, &p).unwrap();

@@ -114,12 +114,18 @@ fn embeddings_tokenize_info_and_errors() {
         "/v1/embeddings",
         &json!({"input": [[5, 99999999]], "model": "m"}),
     );
-    assert!(assert_error(&bad, 422, "validation").contains("vocabulary"));
+    let invalid = "invalid_request_error";
+    assert!(assert_openai_error(&bad, 400, invalid, "validation").contains("vocabulary"));
     let bad = srv.post(
         "/v1/embeddings",
         &json!({"input": "x", "encoding_format": "int8"}),
     );
-    assert_error(&bad, 422, "validation");
+    assert_openai_error(&bad, 400, invalid, "validation");
+    // Errors before the route's own checks are in OpenAI's shape too.
+    let bad = srv.post_bytes("/v1/embeddings", b"{not json");
+    assert_openai_error(&bad, 400, invalid, "malformed");
+    let bad = srv.post("/v1/embeddings", &json!({"input": []}));
+    assert_openai_error(&bad, 400, invalid, "empty");
 
     // /tokenize: the goldens' ids; byte offsets into the text; special tokens flagged.
     let r = srv.post("/tokenize", &json!({"inputs": [texts[0], texts[5]]}));
@@ -159,9 +165,10 @@ fn embeddings_tokenize_info_and_errors() {
     let r = srv.post("/embed", &json!({"inputs": long, "truncate": true}));
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(r.body[0].as_array().unwrap().len(), 384);
-    assert_error(
+    assert_openai_error(
         &srv.post("/v1/embeddings", &json!({"input": long, "model": "m"})),
-        413,
+        400,
+        "invalid_request_error",
         "validation",
     );
 
@@ -403,6 +410,12 @@ fn qa_matches_squad_goldens() {
             "malformed",
         ),
         (json!({"question": "Which?"}), 422, "malformed"),
+        // Thousands of windows (a stride close to the window): refused before any is made.
+        (
+            json!({"question": "Which?", "context": "word ".repeat(20_000), "doc_stride": 370}),
+            413,
+            "validation",
+        ),
     ] {
         let r = srv.post("/qa", &body);
         assert_eq!(

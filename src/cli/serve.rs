@@ -28,6 +28,10 @@ pub struct ServeArgs {
     /// Inputs in one request; more are answered 413.
     #[arg(long, default_value_t = 32)]
     max_client_batch_size: usize,
+    /// Context windows one /qa request may make (a long context, or a doc_stride close to the
+    /// window, makes many); more are answered 413.
+    #[arg(long, default_value_t = 256)]
+    max_qa_windows: usize,
     /// Request body bytes; more are answered 413.
     #[arg(long, default_value_t = 2_000_000)]
     payload_limit: usize,
@@ -59,6 +63,7 @@ pub fn run(a: ServeArgs) -> anyhow::Result<()> {
         max_batch_requests: a.max_batch_requests,
         max_concurrent_requests: a.max_concurrent_requests,
         max_client_batch_size: a.max_client_batch_size,
+        max_qa_windows: a.max_qa_windows,
         payload_limit: a.payload_limit,
         auto_truncate: a.auto_truncate,
     };

@@ -33,12 +33,16 @@ pub struct QaArgs {
     input: Option<String>,
     #[arg(long, default_value_t = 1)]
     top_k: usize,
-    #[arg(long, default_value_t = 128)]
-    doc_stride: usize,
+    /// Overlap, in tokens, of consecutive context windows [default: min(max-seq-len / 2, 128),
+    /// as transformers]
+    #[arg(long)]
+    doc_stride: Option<usize>,
     #[arg(long, default_value_t = 15)]
     max_answer_len: usize,
-    #[arg(long, default_value_t = 384)]
-    max_seq_len: usize,
+    /// Longest window in tokens [default: min(the tokenizer's model_max_length, 384), as
+    /// transformers; at most the model's positions]
+    #[arg(long)]
+    max_seq_len: Option<usize>,
     #[arg(long, default_value_t = 64)]
     max_question_len: usize,
     #[arg(long)]
@@ -296,7 +300,7 @@ fn text_inputs(
     file: Option<&String>,
 ) -> anyhow::Result<Split<TextInput>> {
     match (file, texts.is_empty()) {
-        (Some(path), true) => Ok(split_items(input::read_texts(path)?)),
+        (Some(path), true) => Ok(split_items(with_pair(input::read_texts(path)?, pair))),
         (None, false) => Ok((
             texts
                 .iter()
@@ -316,6 +320,28 @@ fn text_inputs(
         (Some(_), false) => anyhow::bail!("give texts or --input FILE, not both"),
         (None, true) => anyhow::bail!("nothing to do: give texts as arguments or --input FILE"),
     }
+}
+
+/// `--pair` as the second text of every input line that has none of its own; a line with its
+/// own `text_pair` as well is refused (which of the two was meant cannot be told).
+fn with_pair(items: Vec<Item<TextInput>>, pair: Option<&String>) -> Vec<Item<TextInput>> {
+    let Some(pair) = pair else { return items };
+    items
+        .into_iter()
+        .map(|it| Item {
+            line: it.line,
+            value: it.value.and_then(|t| match t.text_pair {
+                None => Ok(TextInput {
+                    text_pair: Some(pair.clone()),
+                    ..t
+                }),
+                Some(_) => Err(format!(
+                    "line {}: has its own \"text_pair\" and --pair was given too; give one",
+                    it.line
+                )),
+            }),
+        })
+        .collect()
 }
 
 pub fn classify(a: ClassifyArgs) -> anyhow::Result<()> {

@@ -392,8 +392,7 @@ impl QuestionAnswerer {
         batch: usize,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Result<Vec<QaAnswer>>>> {
-        let mut p = params.clone();
-        p.max_seq_len = p.max_seq_len.min(self.model.max_sequence());
+        let p = params.resolved(self.tokenizer.model_max_length(), self.model.max_sequence());
         let feats: Vec<Result<qa::QaFeatures>> = inputs
             .iter()
             .map(|i| qa::prepare(self.tokenizer.inner(), &i.question, &i.context, &p))

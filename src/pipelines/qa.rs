@@ -19,12 +19,14 @@ use crate::{Error, Result};
 pub struct QaParams {
     /// How many answers to return (at least 1).
     pub top_k: usize,
-    /// Overlap, in tokens, between consecutive context windows.
-    pub doc_stride: usize,
+    /// Overlap, in tokens, between consecutive context windows; `None`: transformers' choice,
+    /// `min(max_seq_len / 2, 128)` (see [`QaParams::stride`]).
+    pub doc_stride: Option<usize>,
     /// Longest answer, in tokens (at least 1).
     pub max_answer_len: usize,
-    /// Longest window (question + context + special tokens), in tokens.
-    pub max_seq_len: usize,
+    /// Longest window (question + context + special tokens), in tokens; `None`: transformers'
+    /// choice, `min(tokenizer model_max_length, 384)` (see [`QaParams::resolved`]).
+    pub max_seq_len: Option<usize>,
     /// Only used by transformers' slow-tokenizer path; the fast path never truncates the
     /// question, so neither do we. Kept for parity of the parameter set.
     pub max_question_len: usize,
@@ -32,21 +34,58 @@ pub struct QaParams {
     pub handle_impossible_answer: bool,
     /// Widen answers to whole words (the pre-tokenizer's words) rather than raw token offsets.
     pub align_to_words: bool,
+    /// wgformer's guard, not transformers': refuse (with [`Error::TooLarge`]) a question and
+    /// context that would make more windows than this, before making them. A server sets it: a
+    /// long context with a stride close to the window makes thousands of windows.
+    pub max_windows: Option<usize>,
 }
 
 impl Default for QaParams {
-    /// transformers' defaults: top_k 1, doc_stride 128, max_answer_len 15, max_seq_len 384,
-    /// max_question_len 64, no impossible answer, word alignment on.
+    /// transformers' defaults: top_k 1, max_answer_len 15, max_question_len 64, no impossible
+    /// answer, word alignment on; window length and stride derived per model.
     fn default() -> Self {
         QaParams {
             top_k: 1,
-            doc_stride: 128,
+            doc_stride: None,
             max_answer_len: 15,
-            max_seq_len: 384,
+            max_seq_len: None,
             max_question_len: 64,
             handle_impossible_answer: false,
             align_to_words: true,
+            max_windows: None,
         }
+    }
+}
+
+/// transformers' window length when neither the call nor the tokenizer says less.
+const DEFAULT_MAX_SEQ_LEN: usize = 384;
+/// transformers' largest default stride.
+const DEFAULT_DOC_STRIDE: usize = 128;
+
+impl QaParams {
+    /// These parameters for one model: a window length not given becomes transformers'
+    /// `min(model_max_length, 384)`, and any length is capped at `positions` (the model's
+    /// position table: longer windows cannot run). The stride, when not given, follows from
+    /// the final length (see [`stride`](Self::stride)).
+    pub fn resolved(&self, model_max_length: usize, positions: usize) -> QaParams {
+        let len = self
+            .max_seq_len
+            .unwrap_or(model_max_length.min(DEFAULT_MAX_SEQ_LEN));
+        QaParams {
+            max_seq_len: Some(len.min(positions)),
+            ..self.clone()
+        }
+    }
+
+    /// The window length: as given (or resolved), else 384.
+    pub fn seq_len(&self) -> usize {
+        self.max_seq_len.unwrap_or(DEFAULT_MAX_SEQ_LEN)
+    }
+
+    /// The overlap between windows: as given, else transformers' `min(max_seq_len / 2, 128)`.
+    pub fn stride(&self) -> usize {
+        self.doc_stride
+            .unwrap_or_else(|| (self.seq_len() / 2).min(DEFAULT_DOC_STRIDE))
     }
 }
 
@@ -173,10 +212,10 @@ pub fn prepare(tok: &Tokenizer, question: &str, context: &str, p: &QaParams) -> 
                 .into(),
         ));
     }
-    if p.doc_stride > p.max_seq_len {
+    let (max_seq_len, doc_stride) = (p.seq_len(), p.stride());
+    if doc_stride > max_seq_len {
         return Err(Error::Input(format!(
-            "`doc_stride` ({}) is larger than `max_seq_len` ({})",
-            p.doc_stride, p.max_seq_len
+            "`doc_stride` ({doc_stride}) is larger than `max_seq_len` ({max_seq_len})"
         )));
     }
     // HF's fast tokenizer installs truncation before encoding, and `enable_truncation` refuses a
@@ -187,10 +226,9 @@ pub fn prepare(tok: &Tokenizer, question: &str, context: &str, p: &QaParams) -> 
     let n_pair = tok
         .get_post_processor()
         .map_or(0, |pp| pp.added_tokens(true));
-    if p.max_seq_len < n_single || p.max_seq_len - n_single < p.doc_stride {
+    if max_seq_len < n_single || max_seq_len - n_single < doc_stride {
         return Err(Error::Input(format!(
-            "doc_stride {} is too large for max_seq_len {} (at most max_seq_len - {} special tokens)",
-            p.doc_stride, p.max_seq_len, n_single
+            "doc_stride {doc_stride} is too large for max_seq_len {max_seq_len} (at most max_seq_len - {n_single} special tokens)"
         )));
     }
 
@@ -210,32 +248,42 @@ pub fn prepare(tok: &Tokenizer, question: &str, context: &str, p: &QaParams) -> 
         .encode_char_offsets((question, context), true)
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
 
-    let encodings: Vec<Encoding> = if full.len() <= p.max_seq_len {
+    let encodings: Vec<Encoding> = if full.len() <= max_seq_len {
         vec![full]
     } else {
         let seq = full.get_sequence_ids();
         let q_len = seq.iter().filter(|s| **s == Some(0)).count();
-        let room = p.max_seq_len as i64 - n_pair as i64 - q_len as i64;
+        let room = max_seq_len as i64 - n_pair as i64 - q_len as i64;
         if room <= 0 {
             return Err(Error::Input(format!(
                 "the question is {q_len} tokens long: with {n_pair} special tokens it leaves no room \
-                 for context in max_seq_len {}; shorten the question or raise max_seq_len",
-                p.max_seq_len
+                 for context in max_seq_len {max_seq_len}; shorten the question or raise max_seq_len"
             )));
         }
         // tokenizers asserts this (HF surfaces it as a panic); we refuse it cleanly instead.
-        if p.doc_stride as i64 >= room {
+        if doc_stride as i64 >= room {
             return Err(Error::Input(format!(
-                "doc_stride {} must be smaller than the {room} context tokens a window can hold \
-                 (max_seq_len {} - {n_pair} special tokens - {q_len} question tokens)",
-                p.doc_stride, p.max_seq_len
+                "doc_stride {doc_stride} must be smaller than the {room} context tokens a window can hold \
+                 (max_seq_len {max_seq_len} - {n_pair} special tokens - {q_len} question tokens)"
+            )));
+        }
+        // The windows tokenizers will cut: the context in pieces of `room` tokens starting
+        // `room - stride` apart until one reaches its end.
+        // (`room > doc_stride` and `full.len() > max_seq_len` hold here.)
+        let (room, stride) = (room as usize, doc_stride);
+        let context_len = full.len() - n_pair - q_len;
+        let windows = 1 + context_len.saturating_sub(room).div_ceil(room - stride);
+        if let Some(max) = p.max_windows.filter(|&m| windows > m) {
+            return Err(Error::TooLarge(format!(
+                "this context makes {windows} windows of {max_seq_len} tokens (doc_stride {doc_stride}), \
+                 more than the {max} allowed (a server's --max-qa-windows); shorten the context, lower doc_stride or raise max_seq_len"
             )));
         }
         let mut t = plain.into_owned();
         t.with_truncation(Some(TruncationParams {
-            max_length: p.max_seq_len,
+            max_length: max_seq_len,
             strategy: TruncationStrategy::OnlySecond,
-            stride: p.doc_stride,
+            stride: doc_stride,
             direction: TruncationDirection::Right,
         }))
         .map_err(|e| Error::Tokenizer(e.to_string()))?;
@@ -309,7 +357,8 @@ fn top_spans(
     let n = w.len();
     let mut spans = Vec::new();
     for s in (0..n).filter(|&s| w.is_context(s)) {
-        let last = (s + max_answer_len - 1).min(n - 1);
+        // Saturating: a huge max_answer_len means "no limit", not a wrapped-around one.
+        let last = s.saturating_add(max_answer_len - 1).min(n - 1);
         for e in (s..=last).filter(|&e| w.is_context(e)) {
             spans.push((s, e, ps[s] * pe[e]));
         }
@@ -544,14 +593,99 @@ mod tests {
         assert_eq!(checked, 2, "hidden-states.json should hold two QA cases");
     }
 
+    /// transformers' QuestionAnsweringPipeline.preprocess: max_seq_len = min(model_max_length,
+    /// 384), doc_stride = min(max_seq_len // 2, 128), each only when the call gives none.
+    #[test]
+    fn window_length_and_stride_default_as_transformers_derives_them() {
+        let d = QaParams::default();
+        let got = |p: &QaParams, mml, pos| {
+            let r = p.resolved(mml, pos);
+            (r.seq_len(), r.stride())
+        };
+        assert_eq!(got(&d, 512, 512), (384, 128));
+        assert_eq!(got(&d, 256, 512), (256, 128));
+        assert_eq!(got(&d, 128, 512), (128, 64));
+        assert_eq!(got(&d, 101, 512), (101, 50));
+        // Only the position table caps what the model can run; the stride follows the cap.
+        assert_eq!(got(&d, 512, 100), (100, 50));
+        let given = |len: Option<usize>, stride: Option<usize>| QaParams {
+            max_seq_len: len,
+            doc_stride: stride,
+            ..QaParams::default()
+        };
+        assert_eq!(got(&given(Some(128), None), 512, 512), (128, 64));
+        assert_eq!(got(&given(Some(200), Some(30)), 128, 512), (200, 30));
+        assert_eq!(got(&given(None, Some(100)), 512, 512), (384, 100));
+    }
+
+    /// The window guard predicts exactly the windows the tokenizer cuts: at that count the
+    /// input passes, one below it is refused before any window is made.
+    #[test]
+    fn window_guard_counts_the_windows_the_tokenizer_makes() {
+        let tok = tokenizer();
+        let (q, c) = longest_fixture_context();
+        for (len, stride) in [(64usize, 16usize), (48, 10), (40, 1), (100, 0)] {
+            let p = QaParams {
+                max_seq_len: Some(len),
+                doc_stride: Some(stride),
+                ..QaParams::default()
+            };
+            let n = prepare(&tok, &q, &c, &p).unwrap().windows.len();
+            assert!(
+                n > 1,
+                "{len}/{stride}: the fixture context must need several windows"
+            );
+            let exact = QaParams {
+                max_windows: Some(n),
+                ..p.clone()
+            };
+            assert_eq!(prepare(&tok, &q, &c, &exact).unwrap().windows.len(), n);
+            let below = QaParams {
+                max_windows: Some(n - 1),
+                ..p.clone()
+            };
+            let e = prepare(&tok, &q, &c, &below).unwrap_err();
+            assert!(
+                matches!(&e, Error::TooLarge(m) if m.contains(&format!("{n} windows"))),
+                "{len}/{stride}: {e}"
+            );
+        }
+    }
+
+    /// A huge max_answer_len means no limit (it wrapped around and dropped every span).
+    #[test]
+    fn huge_max_answer_len_is_no_limit() {
+        let tok = tokenizer();
+        let f = prepare(&tok, "Who?", "Bob is here.", &QaParams::default()).unwrap();
+        let n = f.windows[0].len();
+        let starts: Vec<f32> = (0..n).map(|i| (i % 3) as f32).collect();
+        let ends: Vec<f32> = (0..n).map(|i| ((i + 1) % 4) as f32).collect();
+        let with = |max_answer_len| {
+            decode(
+                &f,
+                std::slice::from_ref(&starts),
+                std::slice::from_ref(&ends),
+                &QaParams {
+                    max_answer_len,
+                    ..QaParams::default()
+                },
+            )
+            .unwrap()
+        };
+        let reference = with(1000);
+        assert_eq!(reference.len(), 1);
+        assert_eq!(with(usize::MAX), reference);
+        assert_eq!(with(usize::MAX / 2 + 7), reference);
+    }
+
     #[test]
     fn long_context_windows_overlap_like_hf() {
         let tok = tokenizer();
         let (q, c) = longest_fixture_context();
         let (max_seq_len, stride) = (64usize, 16usize);
         let p = QaParams {
-            max_seq_len,
-            doc_stride: stride,
+            max_seq_len: Some(max_seq_len),
+            doc_stride: Some(stride),
             ..QaParams::default()
         };
         let f = prepare(&tok, &q, &c, &p).unwrap();
@@ -637,21 +771,21 @@ mod tests {
         assert!(msg(prepare(&tok, "", "Some context.", &p)).contains("question is empty"));
         assert!(msg(prepare(&tok, "Why?", "", &p)).contains("context is empty"));
         let big_stride = QaParams {
-            doc_stride: 500,
+            doc_stride: Some(500),
             ..p.clone()
         };
         assert!(msg(prepare(&tok, "Why?", "Because.", &big_stride)).contains("doc_stride"));
         // A question that fills the window must not panic inside the tokenizer.
         let (q, c) = longest_fixture_context();
         let tiny = QaParams {
-            max_seq_len: 10,
-            doc_stride: 2,
+            max_seq_len: Some(10),
+            doc_stride: Some(2),
             ..p.clone()
         };
         assert!(msg(prepare(&tok, &q, &c, &tiny)).contains("no room"));
         let tight = QaParams {
-            max_seq_len: 30,
-            doc_stride: 12,
+            max_seq_len: Some(30),
+            doc_stride: Some(12),
             ..p.clone()
         };
         assert!(msg(prepare(&tok, &q, &c, &tight)).contains("doc_stride"));
@@ -935,8 +1069,8 @@ mod tests {
         let tok = tokenizer();
         let (q, c) = longest_fixture_context();
         let p = QaParams {
-            max_seq_len: 64,
-            doc_stride: 16,
+            max_seq_len: Some(64),
+            doc_stride: Some(16),
             align_to_words: false,
             ..QaParams::default()
         };
@@ -1013,7 +1147,7 @@ mod tests {
             let f = prepare(&tok, q, c, &p).unwrap();
             let found = f.windows.iter().any(|w| {
                 (0..w.len()).filter(|&s| w.is_context(s)).any(|s| {
-                    let last = (s + p.max_answer_len - 1).min(w.len() - 1);
+                    let last = s.saturating_add(p.max_answer_len - 1).min(w.len() - 1);
                     (s..=last)
                         .filter(|&e| w.is_context(e))
                         .any(|e| w.char_span(s, e, true) == (start, end))

@@ -119,7 +119,13 @@ pub fn run_loop(runner: &mut dyn Runner, rx: Receiver<Job>, limits: BatchLimits,
     }
 }
 
-fn run_batch(runner: &mut dyn Runner, jobs: Vec<Job>, limits: BatchLimits, m: &Metrics) {
+fn run_batch(runner: &mut dyn Runner, mut jobs: Vec<Job>, limits: BatchLimits, m: &Metrics) {
+    // Clients may have gone while earlier batches of this drain ran: a request of many rows
+    // (QA windows) must not keep the GPU busy for nobody.
+    jobs.retain(|j| !j.reply.is_closed());
+    if jobs.is_empty() {
+        return;
+    }
     let now = Instant::now();
     let (rows, replies): (Vec<Sequence>, Vec<_>) = jobs
         .into_iter()
@@ -265,6 +271,66 @@ mod tests {
         // A row over the budget still runs, alone.
         assert_eq!(plan_batches(&[50], limits(16, 4), &m), vec![0..1]);
         assert!(plan_batches(&[], limits(16, 4), &m).is_empty());
+    }
+
+    /// A client that leaves while earlier batches of the same drain run gets no batch run for
+    /// it (a request of many QA windows must not hold the GPU for nobody).
+    #[test]
+    fn jobs_whose_client_left_during_the_drain_are_not_run() {
+        struct Leaving {
+            ran: Vec<Vec<u32>>,
+            /// The receivers of jobs whose clients leave once the first batch has run.
+            leave: Vec<oneshot::Receiver<JobResult>>,
+        }
+        impl Runner for Leaving {
+            fn bucket(&self, len: usize) -> usize {
+                len
+            }
+            fn max_rows(&self, _seq: usize) -> usize {
+                2
+            }
+            fn run(&mut self, rows: &[Sequence]) -> crate::Result<Vec<RowOutput>> {
+                self.ran.push(rows.iter().map(|r| r.ids[0]).collect());
+                self.leave.clear();
+                Ok(rows
+                    .iter()
+                    .map(|r| RowOutput {
+                        logits: vec![r.ids[0] as f32],
+                        last_hidden: vec![],
+                    })
+                    .collect())
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let mut runner = Leaving {
+            ran: vec![],
+            leave: vec![],
+        };
+        let mut stay = vec![];
+        for i in 0..6u32 {
+            let (rtx, rrx) = oneshot::channel();
+            tx.send(Job {
+                seq: Sequence::new(vec![i]),
+                enqueued: Instant::now(),
+                reply: rtx,
+            })
+            .unwrap();
+            if i < 2 {
+                stay.push(rrx);
+            } else {
+                runner.leave.push(rrx);
+            }
+        }
+        drop(tx);
+        run_loop(&mut runner, rx, limits(1000, 2), &Metrics::new());
+        assert_eq!(
+            runner.ran,
+            vec![vec![0, 1]],
+            "only the first batch had a client"
+        );
+        for (i, mut r) in stay.into_iter().enumerate() {
+            assert_eq!(r.try_recv().unwrap().unwrap().logits, vec![i as f32]);
+        }
     }
 
     #[test]

@@ -133,6 +133,7 @@ impl ApiError {
                 format!("{at}{m}"),
             ),
             crate::Error::Input(m) => ApiError::validation(format!("{at}{m}")),
+            crate::Error::TooLarge(m) => ApiError::too_large(format!("{at}{m}")),
             other => ApiError::backend(format!("{at}{other}")),
         }
     }
@@ -145,6 +146,46 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} ({})", self.message, self.kind.as_str())
+    }
+}
+
+/// An [`ApiError`] answered in OpenAI's shape, for `/v1/embeddings`:
+/// `{"error": {"message", "type", "param", "code"}}`, invalid requests as 400 like OpenAI's,
+/// with wgformer's `error_type` as the `code`.
+#[derive(Debug)]
+pub struct OpenAiError(pub ApiError);
+
+impl From<ApiError> for OpenAiError {
+    fn from(e: ApiError) -> Self {
+        OpenAiError(e)
+    }
+}
+
+impl IntoResponse for OpenAiError {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = match e.status {
+            StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => {
+                StatusCode::BAD_REQUEST
+            }
+            s => s,
+        };
+        let kind = match status {
+            StatusCode::TOO_MANY_REQUESTS => "rate_limit_exceeded",
+            s if s.is_server_error() => "server_error",
+            _ => "invalid_request_error",
+        };
+        let body = serde_json::json!({
+            "error": {
+                "message": e.message,
+                "type": kind,
+                "param": null,
+                "code": e.kind.as_str(),
+            }
+        });
+        let mut r = (status, Json(body)).into_response();
+        r.extensions_mut().insert(e.kind);
+        r
     }
 }
 

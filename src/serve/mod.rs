@@ -59,6 +59,8 @@ pub struct ServeOptions {
     pub max_concurrent_requests: usize,
     /// Inputs in one request; more get 413.
     pub max_client_batch_size: usize,
+    /// Context windows one `/qa` request may make; more get 413.
+    pub max_qa_windows: usize,
     /// Request body bytes; more get 413.
     pub payload_limit: usize,
     /// Truncate over-long inputs instead of answering 413 (a request's `truncate` overrides).
@@ -76,6 +78,7 @@ impl ServeOptions {
             max_batch_requests: 64,
             max_concurrent_requests: 512,
             max_client_batch_size: 32,
+            max_qa_windows: 256,
             payload_limit: 2_000_000,
             auto_truncate: false,
         }
@@ -230,9 +233,10 @@ impl Server {
         if opts.max_batch_requests == 0
             || opts.max_concurrent_requests == 0
             || opts.max_client_batch_size == 0
+            || opts.max_qa_windows == 0
         {
             return Err(Error::Input(
-                "--max-batch-requests, --max-concurrent-requests and --max-client-batch-size must be at least 1"
+                "--max-batch-requests, --max-concurrent-requests, --max-client-batch-size and --max-qa-windows must be at least 1"
                     .into(),
             ));
         }

@@ -6,7 +6,7 @@ use super::api::{
     PairInput, PredictResponse, QaResponse, Rank, SimpleToken,
 };
 use super::batcher::Job;
-use super::error::{ApiError, ErrorType};
+use super::error::{ApiError, ErrorType, OpenAiError};
 use super::{AppState, Task};
 use crate::models::Sequence;
 use crate::pipelines::classify::{self, ClassifyFunction, TopK};
@@ -563,18 +563,20 @@ async fn qa_route(State(s): S, body: RawBody) -> ApiResult<Json<QaResponse>> {
     let d = QaParams::default();
     let p = QaParams {
         top_k: req.top_k.unwrap_or(d.top_k),
-        doc_stride: req.doc_stride.unwrap_or(d.doc_stride),
+        doc_stride: req.doc_stride,
         max_answer_len: req.max_answer_len.unwrap_or(d.max_answer_len),
-        max_seq_len: req
-            .max_seq_len
-            .unwrap_or(d.max_seq_len)
-            .min(s.info.config.max_sequence()),
+        max_seq_len: req.max_seq_len,
         max_question_len: req.max_question_len.unwrap_or(d.max_question_len),
         handle_impossible_answer: req
             .handle_impossible_answer
             .unwrap_or(d.handle_impossible_answer),
         align_to_words: req.align_to_words.unwrap_or(d.align_to_words),
-    };
+        max_windows: Some(s.opts.max_qa_windows),
+    }
+    .resolved(
+        s.info.tokenizer.model_max_length(),
+        s.info.config.max_sequence(),
+    );
     let params = p.clone();
     let feats = off_runtime(&s, move |s| {
         qa::prepare(
@@ -610,7 +612,16 @@ async fn qa_route(State(s): S, body: RawBody) -> ApiResult<Json<QaResponse>> {
     }))
 }
 
+/// OpenAI's embeddings route: its errors too in OpenAI's shape (the official clients read
+/// `error.message`), a body that cannot be read included.
 async fn openai_embeddings(
+    state: S,
+    body: Result<RawBody, ApiError>,
+) -> Result<Json<OpenAiEmbeddingsResponse>, OpenAiError> {
+    Ok(openai_embeddings_inner(state, body?).await?)
+}
+
+async fn openai_embeddings_inner(
     State(s): S,
     body: RawBody,
 ) -> ApiResult<Json<OpenAiEmbeddingsResponse>> {
@@ -791,6 +802,7 @@ pub(crate) fn info_json(s: &AppState) -> Value {
         "max_batch_tokens": s.opts.max_batch_tokens,
         "max_batch_requests": s.opts.max_batch_requests,
         "max_client_batch_size": s.opts.max_client_batch_size,
+        "max_qa_windows": s.opts.max_qa_windows,
         "payload_limit": s.opts.payload_limit,
         "auto_truncate": s.opts.auto_truncate,
         "tokenization_workers": null,

@@ -185,6 +185,21 @@ pub fn assert_error(r: &Reply, status: u16, error_type: &str) -> String {
     msg.to_string()
 }
 
+/// An error in OpenAI's shape (`/v1/embeddings`): `{"error": {"message", "type", "param",
+/// "code"}}` with `code` wgformer's error type; returns the message.
+pub fn assert_openai_error(r: &Reply, status: u16, kind: &str, code: &str) -> String {
+    assert_eq!(r.status, status, "{:?}", r.body);
+    let e = &r.body["error"];
+    let msg = e["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("OpenAI error without error.message: {:?}", r.body));
+    assert_eq!(e["type"].as_str(), Some(kind), "{:?}", r.body);
+    assert_eq!(e["code"].as_str(), Some(code), "{:?}", r.body);
+    assert!(e.get("param").is_some(), "{:?}", r.body);
+    assert!(!msg.is_empty());
+    msg.to_string()
+}
+
 pub fn floats(v: &Value) -> Vec<f32> {
     v.as_array()
         .unwrap_or_else(|| panic!("expected a list of numbers, got {v}"))
