@@ -60,6 +60,10 @@ pub struct ModelConfig {
     pub inner_group_num: usize,
     /// Labels by id (`id2label`); `LABEL_i` when the config has none.
     pub id2label: Vec<String>,
+    /// `label2id` as config.json lists it, in the file's order (zero-shot walks it in that
+    /// order, as transformers does); `None` when absent. Values are as written (usually ids).
+    #[serde(skip)]
+    pub label2id: Option<Vec<(String, Value)>>,
     pub problem_type: Option<String>,
     /// `tie_word_embeddings` (default true): an LM head's decoder is the word embedding table.
     pub tie_word_embeddings: bool,
@@ -84,9 +88,17 @@ impl ModelConfig {
     pub fn from_text(text: &str, origin: &Path) -> Result<ModelConfig> {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| Error::model(origin, format!("config.json is not valid JSON: {e}")))?;
-        Self::from_json(&v).map_err(|msg| Error::model(origin, msg))
+        let mut cfg = Self::from_json(&v).map_err(|msg| Error::model(origin, msg))?;
+        // A `Value` keeps object keys sorted; read `label2id` again for the file's order.
+        cfg.label2id = serde_json::from_str::<Label2IdInOrder>(text)
+            .map_err(|e| Error::model(origin, format!("config.json's `label2id`: {e}")))?
+            .label2id
+            .map(|m| m.0);
+        Ok(cfg)
     }
 
+    /// The config from parsed JSON. A `Value` has lost the file's key order, so `label2id`
+    /// comes out sorted by label here; [`from_text`](Self::from_text) keeps the file's order.
     pub fn from_json(v: &Value) -> std::result::Result<ModelConfig, String> {
         let model_type = v
             .get("model_type")
@@ -163,6 +175,11 @@ impl ModelConfig {
             ));
         }
         let id2label = labels(v)?;
+        let label2id = match v.get("label2id") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.iter().map(|(k, x)| (k.clone(), x.clone())).collect()),
+            Some(other) => return Err(format!("`label2id` must be an object, found {other}")),
+        };
         Ok(ModelConfig {
             family,
             architecture,
@@ -197,6 +214,7 @@ impl ModelConfig {
             num_hidden_groups: opt_usize("num_hidden_groups", 1).max(1),
             inner_group_num: opt_usize("inner_group_num", 1).max(1),
             id2label,
+            label2id,
             problem_type: v
                 .get("problem_type")
                 .and_then(Value::as_str)
@@ -222,6 +240,38 @@ impl ModelConfig {
             Family::Mpnet => self.max_positions.saturating_sub(2),
             _ => self.max_positions,
         }
+    }
+}
+
+/// Only `label2id` of a config.json, its entries in the file's order.
+#[derive(serde::Deserialize)]
+struct Label2IdInOrder {
+    #[serde(default)]
+    label2id: Option<InOrder>,
+}
+
+struct InOrder(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for InOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = InOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object mapping labels to ids")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<InOrder, A::Error> {
+                let mut entries = vec![];
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(InOrder(entries))
+            }
+        }
+        d.deserialize_map(Entries)
     }
 }
 
@@ -484,4 +534,25 @@ mod tests {
         }
     }
 
+    #[test]
+    fn label2id_keeps_the_file_order() {
+        let text = r#"{"model_type": "bert", "vocab_size": 10, "max_position_embeddings": 8,
+            "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
+            "intermediate_size": 8, "id2label": {"0": "a", "1": "b", "2": "c"},
+            "label2id": {"c": 2, "a": 0, "b": 1}}"#;
+        let c = ModelConfig::from_text(text, Path::new("config.json")).unwrap();
+        let order: Vec<(&str, i64)> = c
+            .label2id
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_i64().unwrap()))
+            .collect();
+        assert_eq!(order, [("c", 2), ("a", 0), ("b", 1)]);
+        let none = text.replace(r#""label2id": {"c": 2, "a": 0, "b": 1}"#, r#""x": 0"#);
+        assert!(ModelConfig::from_text(&none, Path::new("config.json"))
+            .unwrap()
+            .label2id
+            .is_none());
+    }
 }

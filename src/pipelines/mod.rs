@@ -793,7 +793,8 @@ impl ZeroShotClassifier {
             "sequence-classification (NLI)",
         )?;
         let (entailment, contradiction, entailment_found) =
-            zero_shot::nli_ids(&model.config.id2label);
+            zero_shot::nli_ids(model.config.label2id.as_deref(), &model.config.id2label)
+                .map_err(|msg| Error::model(dir.join("config.json"), msg))?;
         Ok(ZeroShotClassifier {
             model,
             tokenizer,
