@@ -229,3 +229,34 @@ fn max_seq_length_is_not_capped_by_model_max_length() {
     let d = max_abs(&got, &want);
     assert!(d < TOL, "20-token embedding: max |diff| {d:e}");
 }
+
+/// sentence-transformers strips every text (`str(s).strip()`, both sides of a pair) before
+/// tokenizing. tiny-roberta's byte-level BPE turns a leading space into a different token, so
+/// unstripped text would embed differently; stripped, it equals the bare text's embedding.
+#[test]
+fn texts_are_stripped_before_tokenizing() {
+    let gpu = gpu();
+    let dir = TempFolder::copy_of("tiny-roberta", &[]);
+    let emb = Embedder::load(&dir.0, &gpu).unwrap();
+    let bare = emb.tokenizer.encode("Hello world", None, None).unwrap().ids;
+    let spaced = emb
+        .tokenizer
+        .encode("  Hello world", None, None)
+        .unwrap()
+        .ids;
+    assert_ne!(bare, spaced, "the tokenizer should keep leading spaces");
+    for (text, pair, want_text, want_pair) in [
+        ("  Hello world\t\n", None, "Hello world", None),
+        ("\u{3000}Hello world\u{1f}", None, "Hello world", None),
+        (
+            " The cat sat. ",
+            Some("\n A dog ran."),
+            "The cat sat.",
+            Some("A dog ran."),
+        ),
+    ] {
+        let got = embed_one(&emb, &input(text, pair));
+        let want = embed_one(&emb, &input(want_text, want_pair));
+        assert_eq!(got, want, "{text:?} / {pair:?}");
+    }
+}

@@ -160,6 +160,20 @@ impl SentenceBertConfig {
     }
 }
 
+/// A text as sentence-transformers' `Transformer.tokenize` hands it to the tokenizer:
+/// `str(s).strip()`, then `.lower()` when `do_lower_case`. Python's `strip()` removes what
+/// `str.isspace` calls whitespace: Unicode's White_Space plus U+001C..U+001F (bidi B/S), which
+/// Rust's `trim` keeps. `to_lowercase` is Python's `lower` (full mappings, final sigma).
+pub fn st_preprocess(text: &str, do_lower_case: bool) -> String {
+    let stripped =
+        text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
+    if do_lower_case {
+        stripped.to_lowercase()
+    } else {
+        stripped.to_owned()
+    }
+}
+
 /// `max_seq_length` of `sentence_bert_config.json`, or `None` when the file or the key is
 /// absent (see [`SentenceBertConfig`]).
 pub fn sentence_max_seq_length(dir: &ModelFiles) -> Result<Option<usize>> {
@@ -253,6 +267,28 @@ pub fn pool(hidden: &[f32], len: usize, dim: usize, cfg: &PoolingConfig) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Expected values are what Python gives for `s.strip()` and `s.strip().lower()`.
+    #[test]
+    fn st_preprocess_is_python_strip_then_lower() {
+        let cases = [
+            ("  Hello World \n", "Hello World", "hello world"),
+            ("\u{1c}\u{1d}x\u{1e}\u{1f}", "x", "x"),
+            ("\u{a0}\u{3000}\u{2028}Ab\u{85}\t\u{b}\u{c}\r", "Ab", "ab"),
+            // Not whitespace for Python: zero-width space and U+180E stay.
+            (
+                "\u{200b}A\u{180e}",
+                "\u{200b}A\u{180e}",
+                "\u{200b}a\u{180e}",
+            ),
+            ("ΟΔΟΣ İ", "ΟΔΟΣ İ", "οδος i\u{307}"),
+            ("   ", "", ""),
+        ];
+        for (text, stripped, lowered) in cases {
+            assert_eq!(st_preprocess(text, false), stripped, "{text:?}");
+            assert_eq!(st_preprocess(text, true), lowered, "{text:?} lowered");
+        }
+    }
 
     fn cfg(pooling: Pooling, normalize: bool) -> PoolingConfig {
         PoolingConfig { pooling, normalize }

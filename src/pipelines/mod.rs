@@ -337,21 +337,19 @@ impl Embedder {
         batch: usize,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Result<Vec<f32>>>> {
-        // sentence-transformers' `Transformer.tokenize` lower-cases every text (pairs too)
-        // when `do_lower_case` is set, whatever the tokenizer itself does.
-        let lowered: Vec<TextInput>;
-        let inputs = if self.do_lower_case {
-            lowered = inputs
-                .iter()
-                .map(|i| TextInput {
-                    text: i.text.to_lowercase(),
-                    text_pair: i.text_pair.as_deref().map(str::to_lowercase),
-                })
-                .collect();
-            &lowered
-        } else {
-            inputs
-        };
+        // sentence-transformers' `Transformer.tokenize` strips every text (pairs too), then
+        // lower-cases it when `do_lower_case` is set, whatever the tokenizer itself does.
+        let prepared: Vec<TextInput> = inputs
+            .iter()
+            .map(|i| TextInput {
+                text: embed::st_preprocess(&i.text, self.do_lower_case),
+                text_pair: i
+                    .text_pair
+                    .as_deref()
+                    .map(|t| embed::st_preprocess(t, self.do_lower_case)),
+            })
+            .collect();
+        let inputs = &prepared;
         let (encoded, ok) = encode_texts(&self.tokenizer, inputs, self.max_len);
         let lens: Vec<usize> = ok.iter().map(|s| s.ids.len()).collect();
         let outs =
