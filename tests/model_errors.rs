@@ -380,3 +380,22 @@ fn deberta_settings_outside_v3_are_refused_by_name() {
     m.config(|v| v["position_buckets"] = 8.into());
     refused_with(m.path(), &["rel_embeddings", "16"]);
 }
+
+/// transformers runs `position_embedding_type` relative_key / relative_key_query (distance
+/// embeddings in attention) for BERT, RoBERTa, ELECTRA and ALBERT; wgformer runs absolute
+/// positions only, so those configs are refused, naming the setting; "absolute" still loads.
+#[test]
+fn relative_position_embedding_types_are_refused() {
+    for name in ["tiny-bert", "tiny-roberta", "tiny-electra", "tiny-albert"] {
+        let m = TempModel::copy_of(name);
+        for kind in ["relative_key", "relative_key_query"] {
+            m.config(|v| v["position_embedding_type"] = kind.into());
+            refused_with(
+                m.path(),
+                &["`position_embedding_type`", kind, "only \"absolute\""],
+            );
+        }
+        m.config(|v| v["position_embedding_type"] = "absolute".into());
+        Model::load(m.path(), &gpu()).unwrap_or_else(|e| panic!("{name} absolute: {e}"));
+    }
+}

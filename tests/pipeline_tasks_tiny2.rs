@@ -459,3 +459,69 @@ fn tiny2_models_load_with_the_heads_their_tasks_need() {
         assert!(Path::new(&tiny2(&name)).join("tokenizer.json").is_file());
     }
 }
+
+/// Zero-shot finds the entailment logit as transformers' `entailment_id` does: walking
+/// `config.label2id` in config.json's order for the first label starting with "entail". Here a
+/// copy of tiny-bert-nli has only generic names in `id2label` (LABEL_0..2) and the real ones in
+/// `label2id` (file order neutral, entailment, contradiction): entailment is id 0, contradiction
+/// the last label, and the answers equal those of the unedited model. A template with two `{}`
+/// fields is refused (Python's `"{} or {}".format(label)` raises IndexError).
+#[test]
+fn zero_shot_reads_label2id_in_order_and_refuses_two_field_templates() {
+    let gpu = gpu();
+    let src = tiny2("tiny-bert-nli");
+    let dir = std::env::temp_dir().join(format!("wgformer-label2id-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let obj = cfg.as_object_mut().unwrap();
+    obj.remove("label2id");
+    obj.remove("id2label");
+    let rest = serde_json::to_string(&cfg).unwrap();
+    // Written by hand: serde_json would sort the keys, and the order is what is tested.
+    let text = format!(
+        r#"{{"id2label": {{"0": "LABEL_0", "1": "LABEL_1", "2": "LABEL_2"}},
+            "label2id": {{"neutral": 1, "entailment": 0, "contradiction": 2}}, {}"#,
+        &rest[1..]
+    );
+    std::fs::write(dir.join("config.json"), text).unwrap();
+
+    let edited = ZeroShotClassifier::load(&dir, &gpu).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        edited.entailment_found,
+        "label2id names an entailment label"
+    );
+    assert_eq!((edited.entailment, edited.contradiction), (0, 2));
+    let original = ZeroShotClassifier::load(&src, &gpu).unwrap();
+    assert_eq!((original.entailment, original.contradiction), (0, 2));
+    let texts = vec!["The match ended in a draw.".to_string()];
+    let labels: Vec<String> = ["sports", "politics"].map(String::from).to_vec();
+    for multi in [false, true] {
+        let a = edited
+            .classify(&texts, &labels, DEFAULT_TEMPLATE, multi, 4, &|_| {})
+            .unwrap();
+        let b = original
+            .classify(&texts, &labels, DEFAULT_TEMPLATE, multi, 4, &|_| {})
+            .unwrap();
+        assert_eq!(
+            a[0].as_ref().unwrap(),
+            b[0].as_ref().unwrap(),
+            "multi {multi}"
+        );
+    }
+
+    let e = match original.classify(&texts, &labels, "{} or {}", false, 4, &|_| {}) {
+        Err(e) => e.to_string(),
+        Ok(rows) => match rows.into_iter().next().unwrap() {
+            Err(e) => e.to_string(),
+            Ok(r) => panic!("\"{{}} or {{}}\" accepted: {r:?}"),
+        },
+    };
+    assert!(e.contains("more than one `{}`"), "{e}");
+}

@@ -60,6 +60,10 @@ pub struct ModelConfig {
     pub inner_group_num: usize,
     /// Labels by id (`id2label`); `LABEL_i` when the config has none.
     pub id2label: Vec<String>,
+    /// `label2id` as config.json lists it, in the file's order (zero-shot walks it in that
+    /// order, as transformers does); `None` when absent. Values are as written (usually ids).
+    #[serde(skip)]
+    pub label2id: Option<Vec<(String, Value)>>,
     pub problem_type: Option<String>,
     /// `tie_word_embeddings` (default true): an LM head's decoder is the word embedding table.
     pub tie_word_embeddings: bool,
@@ -84,9 +88,17 @@ impl ModelConfig {
     pub fn from_text(text: &str, origin: &Path) -> Result<ModelConfig> {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| Error::model(origin, format!("config.json is not valid JSON: {e}")))?;
-        Self::from_json(&v).map_err(|msg| Error::model(origin, msg))
+        let mut cfg = Self::from_json(&v).map_err(|msg| Error::model(origin, msg))?;
+        // A `Value` keeps object keys sorted; read `label2id` again for the file's order.
+        cfg.label2id = serde_json::from_str::<Label2IdInOrder>(text)
+            .map_err(|e| Error::model(origin, format!("config.json's `label2id`: {e}")))?
+            .label2id
+            .map(|m| m.0);
+        Ok(cfg)
     }
 
+    /// The config from parsed JSON. A `Value` has lost the file's key order, so `label2id`
+    /// comes out sorted by label here; [`from_text`](Self::from_text) keeps the file's order.
     pub fn from_json(v: &Value) -> std::result::Result<ModelConfig, String> {
         let model_type = v
             .get("model_type")
@@ -126,6 +138,8 @@ impl ModelConfig {
         };
         let opt_usize =
             |k: &str, d: usize| v.get(k).and_then(Value::as_u64).map_or(d, |x| x as usize);
+        let defaults = Defaults::of(family);
+        absolute_positions_only(v, family)?;
         let distil = family == Family::DistilBert;
         let hidden_size = usize_of(if distil { &["dim"] } else { &["hidden_size"] })?;
         let num_heads = usize_of(if distil {
@@ -153,7 +167,7 @@ impl ModelConfig {
                 "hidden_act"
             })
             .and_then(Value::as_str)
-            .unwrap_or("gelu");
+            .unwrap_or(defaults.act);
         let act = Act::from_hf(act_name).map_err(|e| e.to_string())?;
         if hidden_size == 0 || num_heads == 0 || hidden_size % num_heads != 0 {
             return Err(format!(
@@ -161,6 +175,11 @@ impl ModelConfig {
             ));
         }
         let id2label = labels(v)?;
+        let label2id = match v.get("label2id") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(m)) => Some(m.iter().map(|(k, x)| (k.clone(), x.clone())).collect()),
+            Some(other) => return Err(format!("`label2id` must be an object, found {other}")),
+        };
         Ok(ModelConfig {
             family,
             architecture,
@@ -170,11 +189,14 @@ impl ModelConfig {
             num_layers,
             intermediate_size,
             act,
-            // DistilBERT hard-codes 1e-12 in its LayerNorms.
-            layer_norm_eps: v
-                .get(if modern { "norm_eps" } else { "layer_norm_eps" })
-                .and_then(Value::as_f64)
-                .unwrap_or(if modern { 1e-5 } else { 1e-12 }) as f32,
+            // DistilBERT hard-codes 1e-12 in its LayerNorms, whatever the config says.
+            layer_norm_eps: if distil {
+                1e-12
+            } else {
+                v.get(if modern { "norm_eps" } else { "layer_norm_eps" })
+                    .and_then(Value::as_f64)
+                    .unwrap_or(defaults.layer_norm_eps) as f32
+            },
             vocab_size: usize_of(&["vocab_size"])?,
             max_positions: usize_of(&["max_position_embeddings"])?,
             // DistilBERT, MPNet and ModernBERT have no token-type embeddings; DeBERTa-v2 has them
@@ -184,11 +206,15 @@ impl ModelConfig {
                 Family::DebertaV2 => opt_usize("type_vocab_size", 0),
                 _ => opt_usize("type_vocab_size", 2),
             },
-            pad_token_id: opt_usize("pad_token_id", 0),
-            embedding_size: opt_usize("embedding_size", hidden_size),
+            pad_token_id: opt_usize("pad_token_id", defaults.pad_token_id),
+            embedding_size: opt_usize(
+                "embedding_size",
+                defaults.embedding_size.unwrap_or(hidden_size),
+            ),
             num_hidden_groups: opt_usize("num_hidden_groups", 1).max(1),
             inner_group_num: opt_usize("inner_group_num", 1).max(1),
             id2label,
+            label2id,
             problem_type: v
                 .get("problem_type")
                 .and_then(Value::as_str)
@@ -214,6 +240,109 @@ impl ModelConfig {
             Family::Mpnet => self.max_positions.saturating_sub(2),
             _ => self.max_positions,
         }
+    }
+}
+
+/// Only `label2id` of a config.json, its entries in the file's order.
+#[derive(serde::Deserialize)]
+struct Label2IdInOrder {
+    #[serde(default)]
+    label2id: Option<InOrder>,
+}
+
+struct InOrder(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for InOrder {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = InOrder;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object mapping labels to ids")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<InOrder, A::Error> {
+                let mut entries = vec![];
+                while let Some(entry) = map.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(InOrder(entries))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// What transformers' config class of each family assumes for a key `config.json` leaves out
+/// (`BertConfig`, `RobertaConfig`/`XLMRobertaConfig`/`CamembertConfig`, `ElectraConfig`,
+/// `AlbertConfig`, `MPNetConfig`, `ModernBertConfig`, `DebertaV2Config`, `DistilBertConfig`).
+struct Defaults {
+    act: &'static str,
+    layer_norm_eps: f64,
+    pad_token_id: usize,
+    /// `None`: the hidden size.
+    embedding_size: Option<usize>,
+}
+
+impl Defaults {
+    fn of(family: Family) -> Defaults {
+        let bert = Defaults {
+            act: "gelu",
+            layer_norm_eps: 1e-12,
+            pad_token_id: 0,
+            embedding_size: None,
+        };
+        match family {
+            Family::Bert | Family::DistilBert => bert,
+            Family::Roberta | Family::Mpnet => Defaults {
+                pad_token_id: 1,
+                ..bert
+            },
+            Family::Electra => Defaults {
+                embedding_size: Some(128),
+                ..bert
+            },
+            Family::Albert => Defaults {
+                act: "gelu_new",
+                embedding_size: Some(128),
+                ..bert
+            },
+            Family::DebertaV2 => Defaults {
+                layer_norm_eps: 1e-7,
+                ..bert
+            },
+            Family::ModernBert => Defaults {
+                layer_norm_eps: 1e-5,
+                pad_token_id: 50283,
+                ..bert
+            },
+        }
+    }
+}
+
+/// BERT-style attention in transformers also implements `position_embedding_type`
+/// `relative_key` / `relative_key_query` (learned distance embeddings added to the scores, no
+/// absolute position table); wgformer runs absolute positions only, so anything else would
+/// load and give different answers.
+fn absolute_positions_only(v: &Value, family: Family) -> std::result::Result<(), String> {
+    if !matches!(
+        family,
+        Family::Bert | Family::Roberta | Family::Electra | Family::Albert
+    ) {
+        return Ok(());
+    }
+    // `null` is refused too: transformers then adds no position embeddings at all.
+    match v.get("position_embedding_type") {
+        None => Ok(()),
+        Some(Value::String(s)) if s == "absolute" => Ok(()),
+        Some(other) => Err(format!(
+            "config.json sets `position_embedding_type` to {other}: wgformer supports only \
+             \"absolute\" position embeddings (relative_key and relative_key_query add learned \
+             distance terms to attention that it does not implement); use a checkpoint trained \
+             with absolute positions"
+        )),
     }
 }
 
@@ -297,5 +426,133 @@ mod tests {
             e.contains("BertForMultipleChoice") && e.contains("ForTokenClassification"),
             "{e}"
         );
+    }
+
+    /// A config.json with only the keys wgformer requires: every other value comes from the
+    /// family's defaults.
+    fn minimal(model_type: &str) -> Value {
+        let mut v = serde_json::json!({
+            "model_type": model_type,
+            "vocab_size": 100,
+            "max_position_embeddings": 64,
+        });
+        let keys: &[(&str, usize)] = if model_type == "distilbert" {
+            &[
+                ("dim", 32),
+                ("n_heads", 4),
+                ("n_layers", 2),
+                ("hidden_dim", 64),
+            ]
+        } else {
+            &[
+                ("hidden_size", 32),
+                ("num_attention_heads", 4),
+                ("num_hidden_layers", 2),
+                ("intermediate_size", 64),
+            ]
+        };
+        for (k, n) in keys {
+            v[*k] = (*n).into();
+        }
+        v
+    }
+
+    /// The defaults of transformers' config classes (`__init__` / dataclass fields of
+    /// BertConfig, RobertaConfig, XLMRobertaConfig, CamembertConfig, ElectraConfig, AlbertConfig,
+    /// MPNetConfig, DebertaV2Config, ModernBertConfig, DistilBertConfig; DistilBERT's LayerNorm
+    /// eps is the 1e-12 its modeling file hard-codes).
+    #[test]
+    fn missing_keys_take_the_family_defaults_of_transformers() {
+        // (model_type, activation, layer_norm_eps, pad_token_id, embedding_size or None = hidden)
+        let table: &[(&str, Act, f32, usize, Option<usize>)] = &[
+            ("bert", Act::Gelu, 1e-12, 0, None),
+            ("roberta", Act::Gelu, 1e-12, 1, None),
+            ("xlm-roberta", Act::Gelu, 1e-12, 1, None),
+            ("camembert", Act::Gelu, 1e-12, 1, None),
+            ("electra", Act::Gelu, 1e-12, 0, Some(128)),
+            ("albert", Act::GeluNew, 1e-12, 0, Some(128)),
+            ("mpnet", Act::Gelu, 1e-12, 1, None),
+            ("deberta-v2", Act::Gelu, 1e-7, 0, None),
+            ("modernbert", Act::Gelu, 1e-5, 50283, None),
+            ("distilbert", Act::Gelu, 1e-12, 0, None),
+        ];
+        for &(model_type, act, eps, pad, emb) in table {
+            let c = ModelConfig::from_json(&minimal(model_type))
+                .unwrap_or_else(|e| panic!("{model_type}: {e}"));
+            assert_eq!(c.act, act, "{model_type} activation");
+            assert_eq!(c.layer_norm_eps, eps, "{model_type} layer_norm_eps");
+            assert_eq!(c.pad_token_id, pad, "{model_type} pad_token_id");
+            assert_eq!(
+                c.embedding_size,
+                emb.unwrap_or(32),
+                "{model_type} embedding_size"
+            );
+        }
+        // Keys that are present win over the defaults.
+        let mut v = minimal("albert");
+        v["hidden_act"] = "gelu".into();
+        v["embedding_size"] = 16.into();
+        let c = ModelConfig::from_json(&v).unwrap();
+        assert_eq!((c.act, c.embedding_size), (Act::Gelu, 16));
+        let mut v = minimal("deberta-v2");
+        v["layer_norm_eps"] = 1e-5.into();
+        assert_eq!(ModelConfig::from_json(&v).unwrap().layer_norm_eps, 1e-5);
+        // DistilBERT ignores the key: its LayerNorms are built with eps=1e-12.
+        let mut v = minimal("distilbert");
+        v["layer_norm_eps"] = 1e-5.into();
+        assert_eq!(ModelConfig::from_json(&v).unwrap().layer_norm_eps, 1e-12);
+    }
+
+    #[test]
+    fn position_embedding_types_other_than_absolute_are_refused() {
+        for model_type in [
+            "bert",
+            "roberta",
+            "xlm-roberta",
+            "camembert",
+            "electra",
+            "albert",
+        ] {
+            for kind in [
+                serde_json::json!("relative_key"),
+                serde_json::json!("relative_key_query"),
+                Value::Null,
+            ] {
+                let mut v = minimal(model_type);
+                v["position_embedding_type"] = kind.clone();
+                let e = ModelConfig::from_json(&v).unwrap_err();
+                assert!(
+                    e.contains("`position_embedding_type`")
+                        && e.contains(&kind.to_string())
+                        && e.contains("only \"absolute\""),
+                    "{model_type} {kind}: {e}"
+                );
+            }
+            let mut v = minimal(model_type);
+            v["position_embedding_type"] = "absolute".into();
+            ModelConfig::from_json(&v).unwrap_or_else(|e| panic!("{model_type}: {e}"));
+        }
+    }
+
+    #[test]
+    fn label2id_keeps_the_file_order() {
+        let text = r#"{"model_type": "bert", "vocab_size": 10, "max_position_embeddings": 8,
+            "hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1,
+            "intermediate_size": 8, "id2label": {"0": "a", "1": "b", "2": "c"},
+            "label2id": {"c": 2, "a": 0, "b": 1}}"#;
+        let c = ModelConfig::from_text(text, Path::new("config.json")).unwrap();
+        let order: Vec<(&str, i64)> = c
+            .label2id
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_i64().unwrap()))
+            .collect();
+        assert_eq!(order, [("c", 2), ("a", 0), ("b", 1)]);
+        let none = text.replace(r#""label2id": {"c": 2, "a": 0, "b": 1}"#, r#""x": 0"#);
+        assert!(ModelConfig::from_text(&none, Path::new("config.json"))
+            .unwrap()
+            .label2id
+            .is_none());
     }
 }

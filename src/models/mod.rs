@@ -499,19 +499,17 @@ impl Model {
         let mut idx = vec![0u32; 3 * n];
         let mut mask = vec![f32::MIN; n];
         for (r, s) in rows.iter().enumerate() {
+            let positions = self.net.positions.of_row(&s.ids);
             for t in 0..seq {
                 let i = r * seq + t;
                 let real = t < s.ids.len();
                 idx[i] = if real { s.ids[t] } else { pad };
-                idx[n + i] = match self.net.positions {
-                    Positions::Absolute => t as u32,
-                    Positions::AfterPadding { pad } => {
-                        if real {
-                            pad + 1 + t as u32
-                        } else {
-                            pad
-                        }
-                    }
+                // Batch padding is masked out; it takes the id `pad` and so, after padding,
+                // position `pad` as transformers gives it.
+                idx[n + i] = match (positions.get(t), self.net.positions) {
+                    (Some(&p), _) => p,
+                    (None, Positions::Absolute) => t as u32,
+                    (None, Positions::AfterPadding { pad }) => pad,
                 };
                 idx[2 * n + i] = if real {
                     s.type_ids.get(t).copied().unwrap_or(0)

@@ -112,23 +112,72 @@ impl PoolingConfig {
     }
 }
 
-/// `max_seq_length` of `sentence_bert_config.json` (the truncation length sentence-transformers
-/// uses, e.g. 256 for all-MiniLM-L6-v2), or `None` when the file or the key is absent.
-pub fn sentence_max_seq_length(dir: &ModelFiles) -> Result<Option<usize>> {
-    let path = dir.path("sentence_bert_config.json");
-    let Some(cfg) = dir.read_json("sentence_bert_config.json")? else {
-        return Ok(None);
-    };
-    match cfg.get("max_seq_length") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => Ok(Some(n as usize)),
-            _ => Err(Error::model(
-                &path,
-                format!("`max_seq_length` must be a positive integer, found {v}"),
-            )),
-        },
+/// The settings of `sentence_bert_config.json` that change the tokens sentence-transformers'
+/// `Transformer` module feeds the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SentenceBertConfig {
+    /// `max_seq_length`: the truncation length, passed to the tokenizer as `max_length` (e.g.
+    /// 256 for all-MiniLM-L6-v2); `None` when the file or the key is absent.
+    pub max_seq_length: Option<usize>,
+    /// `do_lower_case`: every text is lower-cased (Python's `str.lower`) before tokenizing.
+    pub do_lower_case: bool,
+}
+
+impl SentenceBertConfig {
+    /// Reads `sentence_bert_config.json`; a folder without one gets the defaults (no length,
+    /// no lower-casing), as sentence-transformers builds for a plain Hugging Face model.
+    pub fn from_files(dir: &ModelFiles) -> Result<Self> {
+        let path = dir.path("sentence_bert_config.json");
+        let Some(cfg) = dir.read_json("sentence_bert_config.json")? else {
+            return Ok(Self::default());
+        };
+        let max_seq_length = match cfg.get("max_seq_length") {
+            None | Some(Value::Null) => None,
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => Some(n as usize),
+                _ => {
+                    return Err(Error::model(
+                        &path,
+                        format!("`max_seq_length` must be a positive integer, found {v}"),
+                    ))
+                }
+            },
+        };
+        let do_lower_case = match cfg.get("do_lower_case") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(v) => {
+                return Err(Error::model(
+                    &path,
+                    format!("`do_lower_case` must be true or false, found {v}"),
+                ))
+            }
+        };
+        Ok(SentenceBertConfig {
+            max_seq_length,
+            do_lower_case,
+        })
     }
+}
+
+/// A text as sentence-transformers' `Transformer.tokenize` hands it to the tokenizer:
+/// `str(s).strip()`, then `.lower()` when `do_lower_case`. Python's `strip()` removes what
+/// `str.isspace` calls whitespace: Unicode's White_Space plus U+001C..U+001F (bidi B/S), which
+/// Rust's `trim` keeps. `to_lowercase` is Python's `lower` (full mappings, final sigma).
+pub fn st_preprocess(text: &str, do_lower_case: bool) -> String {
+    let stripped =
+        text.trim_matches(|c: char| c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c));
+    if do_lower_case {
+        stripped.to_lowercase()
+    } else {
+        stripped.to_owned()
+    }
+}
+
+/// `max_seq_length` of `sentence_bert_config.json`, or `None` when the file or the key is
+/// absent (see [`SentenceBertConfig`]).
+pub fn sentence_max_seq_length(dir: &ModelFiles) -> Result<Option<usize>> {
+    Ok(SentenceBertConfig::from_files(dir)?.max_seq_length)
 }
 
 fn pooling_from_config(path: &Path, cfg: &Value) -> Result<Pooling> {
@@ -218,6 +267,28 @@ pub fn pool(hidden: &[f32], len: usize, dim: usize, cfg: &PoolingConfig) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Expected values are what Python gives for `s.strip()` and `s.strip().lower()`.
+    #[test]
+    fn st_preprocess_is_python_strip_then_lower() {
+        let cases = [
+            ("  Hello World \n", "Hello World", "hello world"),
+            ("\u{1c}\u{1d}x\u{1e}\u{1f}", "x", "x"),
+            ("\u{a0}\u{3000}\u{2028}Ab\u{85}\t\u{b}\u{c}\r", "Ab", "ab"),
+            // Not whitespace for Python: zero-width space and U+180E stay.
+            (
+                "\u{200b}A\u{180e}",
+                "\u{200b}A\u{180e}",
+                "\u{200b}a\u{180e}",
+            ),
+            ("ΟΔΟΣ İ", "ΟΔΟΣ İ", "οδος i\u{307}"),
+            ("   ", "", ""),
+        ];
+        for (text, stripped, lowered) in cases {
+            assert_eq!(st_preprocess(text, false), stripped, "{text:?}");
+            assert_eq!(st_preprocess(text, true), lowered, "{text:?} lowered");
+        }
+    }
 
     fn cfg(pooling: Pooling, normalize: bool) -> PoolingConfig {
         PoolingConfig { pooling, normalize }

@@ -287,6 +287,8 @@ pub struct Embedder {
     pub pooling: PoolingConfig,
     /// Longest input in tokens (`sentence_bert_config.json`'s `max_seq_length` when present).
     pub max_len: usize,
+    /// `sentence_bert_config.json`'s `do_lower_case`: texts are lower-cased before tokenizing.
+    pub do_lower_case: bool,
 }
 
 impl Embedder {
@@ -300,13 +302,21 @@ impl Embedder {
     /// pooling and length settings.
     pub fn new(model: Model, tokenizer: TextTokenizer, files: &ModelFiles) -> Result<Self> {
         let pooling = PoolingConfig::from_files(files)?;
-        let cap = max_len(&model, &tokenizer);
-        let max_len = embed::sentence_max_seq_length(files)?.map_or(cap, |m| m.min(cap));
+        let st = embed::SentenceBertConfig::from_files(files)?;
+        let max_len = match st.max_seq_length {
+            // sentence-transformers passes `max_length=max_seq_length` to the tokenizer, so its
+            // `model_max_length` plays no part; only the position table still bounds the input.
+            Some(m) => m.min(model.max_sequence()),
+            // Without it sentence-transformers takes min(model_max_length,
+            // max_position_embeddings); `max_len` is that, with RoBERTa's reserved rows off.
+            None => max_len(&model, &tokenizer),
+        };
         Ok(Embedder {
             model,
             tokenizer,
             pooling,
             max_len,
+            do_lower_case: st.do_lower_case,
         })
     }
 
@@ -327,6 +337,19 @@ impl Embedder {
         batch: usize,
         progress: &dyn Fn(usize),
     ) -> Result<Vec<Result<Vec<f32>>>> {
+        // sentence-transformers' `Transformer.tokenize` strips every text (pairs too), then
+        // lower-cases it when `do_lower_case` is set, whatever the tokenizer itself does.
+        let prepared: Vec<TextInput> = inputs
+            .iter()
+            .map(|i| TextInput {
+                text: embed::st_preprocess(&i.text, self.do_lower_case),
+                text_pair: i
+                    .text_pair
+                    .as_deref()
+                    .map(|t| embed::st_preprocess(t, self.do_lower_case)),
+            })
+            .collect();
+        let inputs = &prepared;
         let (encoded, ok) = encode_texts(&self.tokenizer, inputs, self.max_len);
         let lens: Vec<usize> = ok.iter().map(|s| s.ids.len()).collect();
         let outs =
@@ -767,7 +790,8 @@ impl ZeroShotClassifier {
             "sequence-classification (NLI)",
         )?;
         let (entailment, contradiction, entailment_found) =
-            zero_shot::nli_ids(&model.config.id2label);
+            zero_shot::nli_ids(model.config.label2id.as_deref(), &model.config.id2label)
+                .map_err(|msg| Error::model(dir.join("config.json"), msg))?;
         Ok(ZeroShotClassifier {
             model,
             tokenizer,

@@ -7,7 +7,8 @@
 //!   entailment) and the entailment probability;
 //! - otherwise: softmax of the entailment logits across the labels.
 //!
-//! The entailment label is the first of `id2label` whose name starts with `entail` (any case);
+//! The entailment label is the first entry of `label2id`, in config.json's order, whose name
+//! starts with `entail` (any case), or of `id2label` when the config has no `label2id`;
 //! contradiction is label 0, or the last label when entailment is label 0.
 
 use serde::Serialize;
@@ -28,14 +29,35 @@ pub struct ZeroShotResult {
 
 /// Which logits zero-shot reads: (entailment, contradiction), and whether an entailment label
 /// was found. Without one transformers warns and uses index -1 (the last label); so does this.
-pub fn nli_ids(id2label: &[String]) -> (usize, usize, bool) {
-    let last = id2label.len().saturating_sub(1);
-    let found = id2label
-        .iter()
-        .position(|l| l.to_lowercase().starts_with("entail"));
-    let entail = found.unwrap_or(last);
-    let contra = if entail == 0 { last } else { 0 };
-    (entail, contra, found.is_some())
+///
+/// transformers' `entailment_id` walks `config.label2id.items()` in order and returns the id of
+/// the first label starting with `entail`; `label2id` is that map in config.json's order. Only
+/// when the config has none is `id2label` walked instead. The contradiction index follows the
+/// pipeline's `-1 if entailment_id == 0 else 0` on the id as written (so a written -1 is the
+/// last label, and contradiction is then label 0). An entailment id that is not an integer
+/// index of the logits is an error naming it.
+pub fn nli_ids(
+    label2id: Option<&[(String, serde_json::Value)]>,
+    id2label: &[String],
+) -> std::result::Result<(usize, usize, bool), String> {
+    let n = id2label.len() as i64;
+    let is_entail = |l: &str| l.to_lowercase().starts_with("entail");
+    let found: Option<i64> = match label2id {
+        Some(pairs) => match pairs.iter().find(|(l, _)| is_entail(l)) {
+            None => None,
+            Some((l, v)) => Some(v.as_i64().filter(|i| (-n..n).contains(i)).ok_or_else(|| {
+                format!(
+                    "config.json's label2id maps the entailment label `{l}` to {v}, which is not \
+                     a label index (0..{n}); fix label2id so it matches id2label"
+                )
+            })?),
+        },
+        None => id2label.iter().position(|l| is_entail(l)).map(|i| i as i64),
+    };
+    let raw = found.unwrap_or(-1);
+    let index = |i: i64| i.rem_euclid(n.max(1)) as usize;
+    let contra = if raw == 0 { -1 } else { 0 };
+    Ok((index(raw), index(contra), found.is_some()))
 }
 
 /// Candidate labels given as one string: split on commas, trimmed, empty ones dropped
@@ -49,7 +71,9 @@ pub fn parse_labels(s: &str) -> Vec<String> {
 }
 
 /// `template.format(label)` for the Python format strings a hypothesis template uses: `{}` and
-/// `{0}` take the label, `{{` and `}}` are braces; any other field is refused.
+/// `{0}` take the label, `{{` and `}}` are braces; any other field is refused. As in Python,
+/// `{0}` may repeat but `{}` fields are numbered 0, 1, ... so a second `{}` has no argument
+/// (IndexError), and `{}` with `{0}` mixes automatic and manual numbering (ValueError).
 pub fn format_template(template: &str, label: &str) -> Result<String> {
     let bad = |why: &str| {
         Error::Input(format!(
@@ -57,6 +81,7 @@ pub fn format_template(template: &str, label: &str) -> Result<String> {
         ))
     };
     let mut out = String::new();
+    let (mut auto, mut manual) = (0usize, false);
     let mut it = template.chars().peekable();
     while let Some(c) = it.next() {
         match c {
@@ -74,6 +99,26 @@ pub fn format_template(template: &str, label: &str) -> Result<String> {
                     }
                 }
                 if field.is_empty() || field == "0" {
+                    if field.is_empty() {
+                        auto += 1;
+                    } else {
+                        manual = true;
+                    }
+                    if auto > 1 {
+                        return Err(bad(
+                            "it has more than one `{}` field, but str.format fills it with one \
+                             label, so the second `{}` has nothing to take (Python raises \
+                             IndexError and transformers refuses the call); write the label once, \
+                             or `{0}` for each place it should repeat",
+                        ));
+                    }
+                    if auto > 0 && manual {
+                        return Err(bad(
+                            "it mixes `{}` with `{0}`, which Python's str.format refuses \
+                             (ValueError: cannot switch between automatic and manual field \
+                             numbering); use `{0}` everywhere",
+                        ));
+                    }
                     out.push_str(label);
                 } else {
                     return Err(bad(&format!(
@@ -161,14 +206,65 @@ mod tests {
     #[test]
     fn entailment_label_from_id2label() {
         assert_eq!(
-            nli_ids(&s(&["entailment", "neutral", "contradiction"])),
-            (0, 2, true)
+            nli_ids(None, &s(&["entailment", "neutral", "contradiction"])),
+            Ok((0, 2, true))
         );
         assert_eq!(
-            nli_ids(&s(&["CONTRADICTION", "NEUTRAL", "ENTAILMENT"])),
-            (2, 0, true)
+            nli_ids(None, &s(&["CONTRADICTION", "NEUTRAL", "ENTAILMENT"])),
+            Ok((2, 0, true))
         );
-        assert_eq!(nli_ids(&s(&["LABEL_0", "LABEL_1"])), (1, 0, false));
+        assert_eq!(
+            nli_ids(None, &s(&["LABEL_0", "LABEL_1"])),
+            Ok((1, 0, false))
+        );
+    }
+
+    fn pairs(v: &[(&str, serde_json::Value)]) -> Vec<(String, serde_json::Value)> {
+        v.iter().map(|(k, x)| (k.to_string(), x.clone())).collect()
+    }
+
+    /// transformers' `entailment_id`: `for label, ind in config.label2id.items(): if
+    /// label.lower().startswith("entail"): return ind`, else -1; contradiction is `-1 if
+    /// entailment_id == 0 else 0`. Expected indices below are those Python gives.
+    #[test]
+    fn entailment_label_from_label2id_in_its_order() {
+        let id2label = s(&["entailment_a", "neutral", "entailment_b"]);
+        // label2id order, not id order, decides between two entail* labels.
+        let l2i = pairs(&[
+            ("entailment_b", 2.into()),
+            ("neutral", 1.into()),
+            ("entailment_a", 0.into()),
+        ]);
+        assert_eq!(nli_ids(Some(&l2i), &id2label), Ok((2, 0, true)));
+        // label2id's names count even when id2label has only generic ones.
+        let generic = s(&["LABEL_0", "LABEL_1", "LABEL_2"]);
+        let l2i = pairs(&[
+            ("contradiction", 0.into()),
+            ("Entailment", 1.into()),
+            ("neutral", 2.into()),
+        ]);
+        assert_eq!(nli_ids(Some(&l2i), &generic), Ok((1, 0, true)));
+        // No entail* key in label2id: -1 (the last label), even if id2label has one.
+        let l2i = pairs(&[("a", 0.into()), ("b", 1.into()), ("c", 2.into())]);
+        assert_eq!(nli_ids(Some(&l2i), &id2label), Ok((2, 0, false)));
+        // Entailment at id 0: contradiction is -1, the last label.
+        let l2i = pairs(&[("ENTAILMENT", 0.into()), ("other", 1.into())]);
+        assert_eq!(nli_ids(Some(&l2i), &generic), Ok((0, 2, true)));
+        // A negative id indexes from the end, as torch does; contradiction stays 0.
+        let l2i = pairs(&[("entailment", (-1).into())]);
+        assert_eq!(nli_ids(Some(&l2i), &generic), Ok((2, 0, true)));
+        for bad in [
+            serde_json::json!(3),
+            serde_json::json!("1"),
+            serde_json::json!(-4),
+        ] {
+            let l2i = pairs(&[("entailment", bad.clone())]);
+            let e = nli_ids(Some(&l2i), &generic).unwrap_err();
+            assert!(
+                e.contains("label2id") && e.contains(&bad.to_string()),
+                "{e}"
+            );
+        }
     }
 
     #[test]
@@ -180,6 +276,22 @@ mod tests {
         assert_eq!(format_template("{0} / {{x}}", "a").unwrap(), "a / {x}");
         assert!(format_template("{label}", "a").is_err());
         assert!(format_template("oops }", "a").is_err());
+        // Python: "{0} or {0}".format("a") == "a or a"; "{} or {}".format("a") raises
+        // IndexError; "{} or {0}" and "{0} or {}" raise ValueError (mixed numbering).
+        assert_eq!(format_template("{0} or {0}", "a").unwrap(), "a or a");
+        for (t, why) in [
+            ("{} or {}", "more than one `{}`"),
+            ("{}{}{}", "more than one `{}`"),
+            ("{} or {0}", "mixes `{}` with `{0}`"),
+            ("{0} or {}", "mixes `{}` with `{0}`"),
+        ] {
+            let e = format_template(t, "a").unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains(&format!("{t:?}")), "{t}: {e}");
+            let e = hypotheses("text", &s(&["a", "b"]), t)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{t}: {e}");
+        }
         let e = hypotheses("t", &s(&["a"]), "no placeholder")
             .unwrap_err()
             .to_string();

@@ -65,8 +65,36 @@ impl NormSpec {
 pub enum Positions {
     /// 0, 1, 2... for every row (BERT, DistilBERT, ELECTRA, ALBERT).
     Absolute,
-    /// RoBERTa, MPNet: `pad + 1 + i` for real tokens, `pad` for padding.
+    /// RoBERTa, MPNet: counted from `pad + 1` over the tokens that are not `pad`; a `pad` token
+    /// (padding, or a literal `<pad>` in the text) sits at `pad`.
     AfterPadding { pad: u32 },
+}
+
+impl Positions {
+    /// The position id of each of `ids` (one row's real tokens).
+    ///
+    /// `AfterPadding` is transformers' `create_position_ids_from_input_ids`:
+    /// `cumsum(ids != pad) * (ids != pad) + pad`. It looks at the ids, not at the attention
+    /// mask, so a pad id inside the text takes position `pad` and does not advance the count:
+    /// the tokens after it sit one position lower than their index suggests.
+    pub fn of_row(self, ids: &[u32]) -> Vec<u32> {
+        match self {
+            Positions::Absolute => (0..ids.len() as u32).collect(),
+            Positions::AfterPadding { pad } => {
+                let mut seen = 0u32;
+                ids.iter()
+                    .map(|&id| {
+                        if id == pad {
+                            pad
+                        } else {
+                            seen += 1;
+                            pad + seen
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 /// Token embeddings: word (+ position) (+ token type) tables summed, then a LayerNorm.
@@ -362,5 +390,52 @@ impl NetworkSpec {
             }
         }
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Positions;
+
+    /// transformers' formula written out step by step: mask, cumulative sum, times mask, plus
+    /// the padding index.
+    fn hf_position_ids(ids: &[u32], pad: u32) -> Vec<u32> {
+        let mask: Vec<u32> = ids.iter().map(|&i| u32::from(i != pad)).collect();
+        let cumsum: Vec<u32> = mask
+            .iter()
+            .scan(0, |acc, &m| {
+                *acc += m;
+                Some(*acc)
+            })
+            .collect();
+        cumsum.iter().zip(&mask).map(|(c, m)| c * m + pad).collect()
+    }
+
+    #[test]
+    fn after_padding_follows_create_position_ids_from_input_ids() {
+        let rows: &[&[u32]] = &[
+            &[],
+            &[0, 5, 6, 2],                // no pad: pad+1, pad+2, ...
+            &[1, 0, 5, 2],                // pad first
+            &[0, 5, 1, 6, 2],             // pad in the middle
+            &[0, 5, 6, 2, 1],             // pad last
+            &[0, 1, 1, 5, 1, 6, 2, 1, 1], // several, some adjacent
+            &[1, 1, 1],                   // only pads
+        ];
+        for pad in [1u32, 0, 3] {
+            for ids in rows {
+                assert_eq!(
+                    Positions::AfterPadding { pad }.of_row(ids),
+                    hf_position_ids(ids, pad),
+                    "ids {ids:?}, pad {pad}"
+                );
+            }
+        }
+        // Spelled out once: the tokens after a literal pad shift down by one.
+        assert_eq!(
+            Positions::AfterPadding { pad: 1 }.of_row(&[0, 5, 1, 6, 2]),
+            [2, 3, 1, 4, 5]
+        );
+        assert_eq!(Positions::Absolute.of_row(&[0, 1, 1, 5]), [0, 1, 2, 3]);
     }
 }
