@@ -70,6 +70,12 @@ fn embeddings_tokenize_info_and_errors() {
     );
     assert_eq!(short.len(), 64);
     assert!((short.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+    // Texts are stripped as sentence-transformers strips them, on both embedding routes.
+    let padded = format!(" \t {}\n ", texts[0]);
+    let got = floats(&srv.post("/embed", &json!({ "inputs": padded })).body[0]);
+    assert!(max_abs(&got, &want[0]) < TOL);
+    let r = srv.post("/v1/embeddings", &json!({"input": padded, "model": "m"}));
+    assert!(max_abs(&floats(&r.body["data"][0]["embedding"]), &want[0]) < TOL);
 
     // /v1/embeddings (OpenAI): floats, base64 (what the official client asks for), token ids.
     let r = srv.post(
@@ -538,4 +544,46 @@ fn rerank_matches_cross_encoder_pair_scores() {
             "malformed",
         );
     }
+}
+
+/// A byte-level BPE embedder with `do_lower_case`: `/embed` and `/v1/embeddings` strip and
+/// lower-case texts as sentence-transformers does (and as `wgformer embed` does), so a padded,
+/// cased text embeds exactly as its stripped, lower-cased form. (BPE gives a leading space and
+/// capitals tokens of their own, so without that the vectors differ.)
+#[test]
+fn embedding_routes_prepare_texts_as_sentence_transformers() {
+    let dir = std::env::temp_dir().join(format!("wgformer-serve-st-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = shared().join("fixtures/tiny/tiny-roberta");
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+    }
+    // The base encoder of the tiny classifier: served as an embedder.
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    cfg["architectures"] = json!(["RobertaModel"]);
+    std::fs::write(dir.join("config.json"), cfg.to_string()).unwrap();
+    std::fs::write(
+        dir.join("sentence_bert_config.json"),
+        r#"{"max_seq_length": 64, "do_lower_case": true}"#,
+    )
+    .unwrap();
+    let srv = Server::start(&dir, &[]);
+    let embed = |t: &str| floats(&srv.post("/embed", &json!({ "inputs": t })).body[0]);
+    let want = embed("hello world");
+    assert!(!want.is_empty());
+    for t in ["  Hello World \n", "HELLO WORLD", "\thello world"] {
+        assert_eq!(embed(t), want, "/embed {t:?}");
+        let r = srv.post("/v1/embeddings", &json!({"input": t, "model": "m"}));
+        assert_eq!(
+            floats(&r.body["data"][0]["embedding"]),
+            want,
+            "/v1/embeddings {t:?}"
+        );
+    }
+    assert_ne!(embed("hello"), want, "the texts really reach the model");
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
 }

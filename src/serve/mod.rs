@@ -88,8 +88,12 @@ impl ServeOptions {
 /// The loaded model's task: which routes it answers.
 #[derive(Debug, Clone)]
 pub enum Task {
-    /// A base encoder: `/embed`, `/v1/embeddings`.
-    Embed { pooling: PoolingConfig },
+    /// A base encoder: `/embed`, `/v1/embeddings`; texts are prepared as sentence-transformers
+    /// prepares them (stripped, lower-cased with `do_lower_case`).
+    Embed {
+        pooling: PoolingConfig,
+        do_lower_case: bool,
+    },
     /// A sequence classifier: `/predict`, and `/rerank` when it has one logit.
     Classify { function: ClassifyFunction },
     /// Extractive QA: `/qa`.
@@ -177,7 +181,10 @@ fn load(
     let (model, tokenizer, task, max_input_length, readback) = match head {
         HeadKind::Base => {
             let e = Embedder::load(dir, gpu)?;
-            let task = Task::Embed { pooling: e.pooling };
+            let task = Task::Embed {
+                pooling: e.pooling,
+                do_lower_case: e.do_lower_case,
+            };
             (e.model, e.tokenizer, task, e.max_len, Readback::LastHidden)
         }
         HeadKind::SequenceClassification => {

@@ -252,7 +252,7 @@ impl AppState {
 
     fn pooling(&self, route: &str) -> ApiResult<PoolingConfig> {
         match &self.info.task {
-            Task::Embed { pooling } => Ok(*pooling),
+            Task::Embed { pooling, .. } => Ok(*pooling),
             _ => Err(self.wrong_model(route, "an embedding model (a base encoder)")),
         }
     }
@@ -298,6 +298,18 @@ impl AppState {
     }
 
     /// Tokenizes one input; over the model's length it is truncated (`truncate`) or refused.
+    /// A text to embed as sentence-transformers hands it to the tokenizer (as `Embedder`).
+    fn embed_text(&self, text: &str) -> String {
+        let lower = matches!(
+            self.info.task,
+            Task::Embed {
+                do_lower_case: true,
+                ..
+            }
+        );
+        crate::pipelines::embed::st_preprocess(text, lower)
+    }
+
     fn encode(
         &self,
         index: Option<usize>,
@@ -459,7 +471,7 @@ async fn embed(State(s): S, body: RawBody) -> ApiResult<Json<Vec<Vec<f32>>>> {
         texts
             .iter()
             .enumerate()
-            .map(|(i, t)| s.encode(index_if(!single, i), t, None, truncate))
+            .map(|(i, t)| s.encode(index_if(!single, i), &s.embed_text(t), None, truncate))
             .collect::<ApiResult<Vec<_>>>()
     })
     .await?;
@@ -645,7 +657,9 @@ async fn openai_embeddings_inner(
             .into_iter()
             .enumerate()
             .map(|(i, inp)| match inp {
-                OpenAiInput::Text(t) => s.encode(index_if(many, i), &t, None, truncate),
+                OpenAiInput::Text(t) => {
+                    s.encode(index_if(many, i), &s.embed_text(&t), None, truncate)
+                }
                 OpenAiInput::Ids(ids) => s.check_ids(index_if(many, i), ids, truncate),
             })
             .collect::<ApiResult<Vec<_>>>()
@@ -763,7 +777,7 @@ pub(crate) fn info_json(s: &AppState) -> Value {
         .map(|(i, l)| (l.clone(), json!(i)))
         .collect();
     let (model_type, routes) = match &s.info.task {
-        Task::Embed { pooling } => (
+        Task::Embed { pooling, .. } => (
             json!({"embedding": {
                 "pooling": match pooling.pooling {
                     Pooling::Mean => "mean",
