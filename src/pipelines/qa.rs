@@ -442,7 +442,14 @@ pub fn decode(
         } else {
             p.top_k
         };
-        for (s, e, score) in top_spans(w, &ps, &pe, per_window, p.max_answer_len) {
+        let mut spans = top_spans(w, &ps, &pe, per_window, p.max_answer_len);
+        if !(0..w.len()).any(|i| w.is_context(i)) {
+            // No context token (a context of spaces): HF's argmax over an all-zero span matrix
+            // lands on (0, 0), the zeroed CLS, which its filter keeps (CLS is not masked): an
+            // empty answer at 0 with score 0, whatever top_k.
+            spans.push((0, 0, 0.0));
+        }
+        for (s, e, score) in spans {
             let (start, end) = w.char_span(s, e, p.align_to_words);
             let text = slice(start, end);
             let key = text.to_lowercase();
@@ -648,6 +655,41 @@ mod tests {
             assert!(
                 matches!(&e, Error::TooLarge(m) if m.contains(&format!("{n} windows"))),
                 "{len}/{stride}: {e}"
+            );
+        }
+    }
+
+    /// A context without a token (spaces only): transformers answers
+    /// `{"score": 0.0, "start": 0, "end": 0, "answer": ""}`, one answer whatever top_k.
+    #[test]
+    fn context_without_tokens_gives_hf_empty_answer() {
+        let tok = tokenizer();
+        let f = prepare(&tok, "Who?", "   ", &QaParams::default()).unwrap();
+        assert_eq!(f.windows.len(), 1);
+        let n = f.windows[0].len();
+        assert!((0..n).all(|i| !f.windows[0].is_context(i)));
+        let logits: Vec<f32> = (0..n).map(|i| i as f32 * 0.7 - 1.0).collect();
+        for top_k in [1, 3] {
+            let p = QaParams {
+                top_k,
+                ..QaParams::default()
+            };
+            let got = decode(
+                &f,
+                std::slice::from_ref(&logits),
+                std::slice::from_ref(&logits),
+                &p,
+            )
+            .unwrap();
+            assert_eq!(
+                got,
+                vec![QaAnswer {
+                    score: 0.0,
+                    start: 0,
+                    end: 0,
+                    answer: String::new()
+                }],
+                "top_k {top_k}"
             );
         }
     }
