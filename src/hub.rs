@@ -19,8 +19,8 @@ const OPTIONAL: [&str; 5] = [
     "sentence_bert_config.json",
 ];
 
-/// A local folder as is; otherwise `org/name` from the hub (cache first; `HF_HUB_OFFLINE=1`
-/// forbids the network).
+/// A local folder as is; otherwise `org/name` from the hub (cache first; `HF_HUB_OFFLINE` or
+/// `TRANSFORMERS_OFFLINE` set to 1, true, yes or on forbids the network).
 pub fn resolve(model: &str) -> Result<PathBuf> {
     let local = Path::new(model);
     if local.is_dir() {
@@ -33,10 +33,10 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
     {
         return Err(Error::model(
             local,
-            "no such model folder (a local folder needs config.json, model.safetensors, tokenizer.json)",
+            "not a folder (a local model folder holds config.json, model.safetensors and tokenizer.json; a hub id is org/name)",
         ));
     }
-    let offline = std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v == "true");
+    let offline = env_flag("HF_HUB_OFFLINE") || env_flag("TRANSFORMERS_OFFLINE");
     let cache = hf_hub::Cache::from_env().model(model.to_string());
     if let Some(cfg) = REQUIRED
         .iter()
@@ -52,7 +52,7 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
     if offline {
         return Err(Error::model(
             model,
-            "not in the Hugging Face cache and HF_HUB_OFFLINE is set: download it once with network access, or pass --model <local folder>",
+            "not in the Hugging Face cache and HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set: download it once with network access, or pass --model <local folder>",
         ));
     }
     let api = hf_hub::api::sync::ApiBuilder::from_env()
@@ -79,6 +79,20 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
     folder.ok_or_else(|| Error::model(model, "download produced no files"))
 }
 
+/// Whether the boolean environment variable `name` is set to a value huggingface_hub reads as
+/// true.
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| truthy(&v))
+}
+
+/// huggingface_hub's truthy values: `1`, `ON`, `YES`, `TRUE`, in any case.
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.trim().to_ascii_uppercase().as_str(),
+        "1" | "ON" | "YES" | "TRUE"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,7 +102,7 @@ mod tests {
         let here = env!("CARGO_MANIFEST_DIR");
         assert_eq!(resolve(here).unwrap(), PathBuf::from(here));
         let e = resolve("./no/such/folder").unwrap_err().to_string();
-        assert!(e.contains("no such model folder"), "{e}");
+        assert!(e.contains("not a folder"), "{e}");
     }
 
     #[test]
@@ -101,5 +115,15 @@ mod tests {
         std::env::set_var("HF_HUB_OFFLINE", "1");
         let e = resolve("someone/some-model").unwrap_err().to_string();
         assert!(e.contains("HF_HUB_OFFLINE") && e.contains("--model"), "{e}");
+    }
+
+    #[test]
+    fn offline_flags_read_like_huggingface_hub() {
+        for v in ["1", "true", "True", "TRUE", "on", "ON", "yes", "Yes", " 1 "] {
+            assert!(truthy(v), "{v:?}");
+        }
+        for v in ["", "0", "false", "off", "no", "2", "y"] {
+            assert!(!truthy(v), "{v:?}");
+        }
     }
 }

@@ -15,9 +15,9 @@ use wgformer::models::weights::Weights;
 
 #[derive(Args)]
 pub struct InfoArgs {
-    /// A Hugging Face model folder.
+    /// A Hugging Face model folder, or a hub id (from the cache, or downloaded once).
     #[arg(long)]
-    model: PathBuf,
+    model: String,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -92,13 +92,14 @@ struct Info {
 }
 
 pub fn run(a: InfoArgs) -> anyhow::Result<()> {
-    let mut info = describe(&a.model)?;
+    let dir = wgformer::hub::resolve(&a.model)?;
+    let mut info = describe(&dir)?;
     if let (Some(batch), Some(seq)) = (a.batch, a.seq) {
         if batch == 0 || seq == 0 {
             anyhow::bail!("--batch and --seq must be at least 1");
         }
         let gpu = a.gpu.open()?;
-        let model = wgformer::models::Model::load(&a.model, &gpu)?;
+        let model = wgformer::models::Model::load(&dir, &gpu)?;
         if seq > model.max_sequence() {
             anyhow::bail!(
                 "--seq {seq} is longer than this model's {} positions",

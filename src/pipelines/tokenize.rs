@@ -50,6 +50,9 @@ pub struct TextTokenizer {
     special: SpecialTokens,
     /// `clean_up_tokenization_spaces` of `tokenizer_config.json` (transformers 5 default: false).
     clean_up_spaces: bool,
+    /// `truncation_side` of `tokenizer_config.json`: which end over-long inputs lose
+    /// (transformers' default: the right).
+    truncation_side: TruncationDirection,
 }
 
 /// How a pair is cut down to the maximum length (transformers' `TruncationStrategy`).
@@ -118,6 +121,7 @@ impl TextTokenizer {
         };
         let type_ids_input = tokenizer_config_type_ids(dir)?;
         let (special, clean_up_spaces) = tokenizer_config_special(dir, &tok)?;
+        let truncation_side = tokenizer_config_truncation_side(dir)?;
         Ok(Self {
             raw: without_post_processor(&tok),
             tok,
@@ -125,6 +129,7 @@ impl TextTokenizer {
             type_ids_input,
             special,
             clean_up_spaces,
+            truncation_side,
         })
     }
 
@@ -145,6 +150,7 @@ impl TextTokenizer {
             type_ids_input: true,
             special,
             clean_up_spaces: false,
+            truncation_side: TruncationDirection::Right,
         })
     }
 
@@ -261,7 +267,7 @@ impl TextTokenizer {
                     TruncationStrategy::LongestFirst
                 },
                 stride: 0,
-                direction: TruncationDirection::Right,
+                direction: self.truncation_side,
             };
             let total = first.len() + second.as_ref().map_or(0, Encoding::len);
             let first_too_short = truncation == Truncation::OnlyFirst
@@ -417,6 +423,22 @@ fn tokenizer_config_special(dir: &ModelFiles, tok: &Tokenizer) -> Result<(Specia
         .and_then(|v| v.as_bool())
         .unwrap_or(false);
     Ok((special, clean))
+}
+
+/// `truncation_side` of `tokenizer_config.json` (`"right"` when absent or null).
+fn tokenizer_config_truncation_side(dir: &ModelFiles) -> Result<TruncationDirection> {
+    let Some(cfg) = dir.read_json("tokenizer_config.json")? else {
+        return Ok(TruncationDirection::Right);
+    };
+    match cfg.get("truncation_side").filter(|v| !v.is_null()) {
+        None => Ok(TruncationDirection::Right),
+        Some(v) if v == "right" => Ok(TruncationDirection::Right),
+        Some(v) if v == "left" => Ok(TruncationDirection::Left),
+        Some(v) => Err(Error::model(
+            dir.path("tokenizer_config.json"),
+            format!("`truncation_side` must be \"right\" or \"left\", found {v}"),
+        )),
+    }
 }
 
 /// `model_max_length` from `tokenizer_config.json`, `None` when absent, null or the sentinel.
@@ -744,6 +766,66 @@ mod tests {
             clean_up_tokenization("a , b . it ' s we 're do n't"),
             "a, b. it's we're don't"
         );
+    }
+
+    /// `truncation_side: "left"` keeps the end of an over-long input (transformers hands it to
+    /// the fast tokenizer as the truncation direction): the kept tokens are the last ones of the
+    /// untruncated encoding, for single texts and for pairs (longest first).
+    #[test]
+    fn truncation_side_left_keeps_the_end() {
+        let tmp = std::env::temp_dir().join(format!("wgformer-tok-left-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        let src = shared().join("fixtures/tiny/tiny-bert");
+        std::fs::copy(src.join("tokenizer.json"), tmp.join("tokenizer.json")).unwrap();
+        let right = TextTokenizer::load(&tmp).unwrap();
+        std::fs::write(
+            tmp.join("tokenizer_config.json"),
+            r#"{"truncation_side": "left"}"#,
+        )
+        .unwrap();
+        let left = TextTokenizer::load(&tmp).unwrap();
+        let text = "one two three four five six seven eight nine ten";
+        let full = right.encode(text, None, None).unwrap().ids;
+        let (cls, sep) = (full[0], full[full.len() - 1]);
+        let words = &full[1..full.len() - 1];
+        assert!(words.len() > 6);
+        let keep = |ids: &[u32]| [vec![cls], ids.to_vec(), vec![sep]].concat();
+        assert_eq!(
+            right.encode(text, None, Some(8)).unwrap().ids,
+            keep(&words[..6])
+        );
+        assert_eq!(
+            left.encode(text, None, Some(8)).unwrap().ids,
+            keep(&words[words.len() - 6..])
+        );
+        // A pair: each side keeps as many tokens as with right truncation (tokenizers' longest
+        // first), taken from its end instead of its start.
+        let pair = "alpha beta";
+        let p = right.encode(pair, None, None).unwrap().ids;
+        let pair_words = &p[1..p.len() - 1];
+        let r = right.encode(text, Some(pair), Some(12)).unwrap().ids;
+        let n1 = r.iter().position(|&t| t == sep).unwrap() - 1;
+        let n2 = r.len() - 3 - n1;
+        assert_eq!(r[1..1 + n1], words[..n1]);
+        assert!(n2 < pair_words.len(), "both sides must lose tokens here");
+        let want = [
+            vec![cls],
+            words[words.len() - n1..].to_vec(),
+            vec![sep],
+            pair_words[pair_words.len() - n2..].to_vec(),
+            vec![sep],
+        ]
+        .concat();
+        assert_eq!(left.encode(text, Some(pair), Some(12)).unwrap().ids, want);
+        std::fs::write(
+            tmp.join("tokenizer_config.json"),
+            r#"{"truncation_side": "middle"}"#,
+        )
+        .unwrap();
+        let e = TextTokenizer::load(&tmp).unwrap_err().to_string();
+        assert!(e.contains("truncation_side"), "{e}");
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]
