@@ -486,6 +486,13 @@ impl Gpu {
         self.coop
     }
 
+    /// How many subgroups a cooperative-matrix workgroup (4 subgroups of the largest size) may
+    /// hold when the adapter runs smaller ones: the coop kernels give each its own scratch.
+    pub fn coop_subgroups(&self) -> u32 {
+        let sg = self.coop.map_or(1, |c| c.subgroup_max);
+        (4 * sg).div_ceil(self.info.subgroup_min_size.max(1)).max(4)
+    }
+
     pub fn has_timestamps(&self) -> bool {
         self.features.contains(wgpu::Features::TIMESTAMP_QUERY)
     }

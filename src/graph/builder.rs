@@ -677,9 +677,8 @@ impl<'g> GraphBuilder<'g> {
         Ok(y)
     }
 
-    /// Plans buffers and creates bind groups, uniforms and the readback buffer.
-    /// Makes the graph's buffers, bind groups and pipelines; the GPU errors of doing so (out
-    /// of memory, say) are this call's alone (see [`Gpu::scoped`]).
+    /// Plans buffers and creates bind groups, uniforms and the readback buffer; the GPU errors
+    /// of doing so (out of memory, say) are this call's alone (see [`Gpu::scoped`]).
     pub fn build(self) -> Result<Graph> {
         let gpu = self.gpu;
         gpu.scoped(|| self.build_unscoped())
@@ -853,7 +852,7 @@ impl<'g> GraphBuilder<'g> {
                 .chain([Arc::new(uniforms)])
                 .collect(),
             stats: Mutex::new(RunStats::default()),
-            run_lock: async_lock::Mutex::new(()),
+            run_lock: super::RunLock::new(()),
         })
     }
 }

@@ -202,11 +202,6 @@ impl Attention {
             + 4 * (bq * dp + f * f)
     }
 
-    fn coop_subgroups(gpu: &Gpu) -> usize {
-        let sg = gpu.coop().map_or(1, |c| c.subgroup_max);
-        (4 * sg).div_ceil(gpu.info.subgroup_min_size.max(1)).max(4) as usize
-    }
-
     /// The adapter has cooperative matrices and the coop variant's tiles fit its workgroup
     /// memory for this head dimension.
     pub fn coop_fits(&self, gpu: &Gpu) -> bool {
@@ -214,7 +209,7 @@ impl Attention {
             // Invocation i < BQ = 2F owns query row i, so the workgroup (4 subgroups of the
             // largest size) must have at least that many invocations.
             4 * c.subgroup_max >= 2 * c.size
-                && self.coop_bytes(c.size as usize, Self::coop_subgroups(gpu))
+                && self.coop_bytes(c.size as usize, gpu.coop_subgroups() as usize)
                     <= gpu.limits.max_compute_workgroup_storage_size as usize
         })
     }
@@ -408,7 +403,7 @@ impl Attention {
             d.div_ceil(4),
             d.next_multiple_of(2 * f),
             4 * cfg.subgroup_max,
-            Self::coop_subgroups(gpu),
+            gpu.coop_subgroups(),
         ));
         src
     }

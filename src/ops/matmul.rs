@@ -380,20 +380,13 @@ impl Matmul {
         })
     }
 
-    /// Subgroups a coop workgroup (4 of the largest size) may hold when the adapter runs
-    /// smaller ones: each needs its own epilogue scratch.
-    fn coop_subgroups(gpu: &Gpu) -> u32 {
-        let sg = gpu.coop().map_or(1, |c| c.subgroup_max);
-        (4 * sg).div_ceil(gpu.info.subgroup_min_size.max(1)).max(4)
-    }
-
     /// The adapter has cooperative matrices and the coop kernel's staged tiles and scratch
     /// (see matmul_coop.wgsl) fit its workgroup memory.
     fn coop_fits(gpu: &Gpu) -> bool {
         gpu.coop().is_some_and(|c| {
             let f = c.size as u64;
             let tile = 4 * f * (2 * f + 8) * 2;
-            2 * tile + 4 * Self::coop_subgroups(gpu) as u64 * f * f
+            2 * tile + 4 * gpu.coop_subgroups() as u64 * f * f
                 <= gpu.limits.max_compute_workgroup_storage_size as u64
         })
     }
@@ -402,7 +395,7 @@ impl Matmul {
         let cfg = gpu.coop().expect("checked by resolved_variant");
         let f = cfg.size;
         let sg = cfg.subgroup_max;
-        let nsg = Self::coop_subgroups(gpu);
+        let nsg = gpu.coop_subgroups();
         let key = format!("matmul.coop{f}.sg{sg}.{}", io.tag());
         gpu.pipeline_entry(&key, "main_coop", || {
             let (common, _) = split_section(SOURCE, SCALAR_MARK);

@@ -174,12 +174,6 @@ pub fn st_preprocess(text: &str, do_lower_case: bool) -> String {
     }
 }
 
-/// `max_seq_length` of `sentence_bert_config.json`, or `None` when the file or the key is
-/// absent (see [`SentenceBertConfig`]).
-pub fn sentence_max_seq_length(dir: &ModelFiles) -> Result<Option<usize>> {
-    Ok(SentenceBertConfig::from_files(dir)?.max_seq_length)
-}
-
 fn pooling_from_config(path: &Path, cfg: &Value) -> Result<Pooling> {
     let on = |key: &str| cfg.get(key).and_then(Value::as_bool).unwrap_or(false);
     for key in [
@@ -403,14 +397,21 @@ mod tests {
     #[test]
     fn sentence_max_seq_length_reads_config() {
         let d = tmp_dir("len");
-        assert_eq!(sentence_max_seq_length(&ModelFiles::dir(&d)).unwrap(), None);
+        assert_eq!(
+            SentenceBertConfig::from_files(&ModelFiles::dir(&d))
+                .unwrap()
+                .max_seq_length,
+            None
+        );
         std::fs::write(
             d.join("sentence_bert_config.json"),
             r#"{"max_seq_length": 256, "do_lower_case": false}"#,
         )
         .unwrap();
         assert_eq!(
-            sentence_max_seq_length(&ModelFiles::dir(&d)).unwrap(),
+            SentenceBertConfig::from_files(&ModelFiles::dir(&d))
+                .unwrap()
+                .max_seq_length,
             Some(256)
         );
         std::fs::remove_dir_all(&d).unwrap();

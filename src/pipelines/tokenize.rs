@@ -661,7 +661,9 @@ mod tests {
             (crate::pipelines::embed::Pooling::Mean, true)
         );
         assert_eq!(
-            crate::pipelines::embed::sentence_max_seq_length(&ModelFiles::dir(&dir)).unwrap(),
+            crate::pipelines::embed::SentenceBertConfig::from_files(&ModelFiles::dir(&dir))
+                .unwrap()
+                .max_seq_length,
             Some(256)
         );
     }
